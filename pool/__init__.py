@@ -1,0 +1,36 @@
+"""MongoDB clients authenticated with AWS IAM whose temporary credentials rotate unnoticed.
+
+Importing this package imports neither boto3, botocore nor aiobotocore: the
+Lambda cold-start path (environment variables) must stay cheap.
+"""
+
+from .credentials import Credentials
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    CredentialError,
+    CredentialFetchError,
+    CredentialsExpiredError,
+    InvariantError,
+    NoCredentialsFoundError,
+    PoolClosedError,
+    PoolError,
+    WarmupError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "CredentialError",
+    "CredentialFetchError",
+    "Credentials",
+    "CredentialsExpiredError",
+    "InvariantError",
+    "NoCredentialsFoundError",
+    "PoolClosedError",
+    "PoolError",
+    "WarmupError",
+    "__version__",
+]

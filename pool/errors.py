@@ -1,0 +1,98 @@
+"""The library's exception tree.
+
+Three families are kept apart, as httpcore and anyio do:
+
+* misuse: :class:`ConfigurationError` (bad settings, refused endpoints,
+  nothing to detect) and :class:`PoolClosedError` (used after ``aclose()``);
+* remote failure: :class:`CredentialFetchError` (a credential endpoint or STS
+  said no, or did not answer) and :class:`AuthenticationError` (the MongoDB
+  server refused the credentials);
+* broken invariants: :class:`InvariantError`.
+
+Messages say what was wrong and what to do about it. They never carry a
+secret access key, a session token, a web identity token or an auth token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "CredentialError",
+    "CredentialFetchError",
+    "CredentialsExpiredError",
+    "InvariantError",
+    "NoCredentialsFoundError",
+    "PoolClosedError",
+    "PoolError",
+    "WarmupError",
+]
+
+
+class PoolError(Exception):
+    """Base class of every exception this library raises on purpose."""
+
+
+class ConfigurationError(PoolError, ValueError):
+    """A setting is missing, malformed or not allowed; fix the configuration."""
+
+
+class PoolClosedError(PoolError, RuntimeError):
+    """The cache or pool was used after ``aclose()``."""
+
+
+class CredentialError(PoolError):
+    """Base class for failures to obtain usable AWS credentials."""
+
+
+class NoCredentialsFoundError(CredentialError, ConfigurationError):
+    """Auto-detection found no credential source.
+
+    ``checked`` lists what was looked at, in order, with why each was skipped.
+    """
+
+    def __init__(self, message: str, checked: list[str] | None = None) -> None:
+        self.checked = list(checked or [])
+        if self.checked:
+            message = message + "\n" + "\n".join(f"  - {line}" for line in self.checked)
+        super().__init__(message)
+
+
+class CredentialFetchError(CredentialError):
+    """A credential source failed to return credentials.
+
+    ``retryable`` tells whether trying again later may succeed (timeouts, 5xx,
+    throttling) or not (access denied, invalid token, malformed response).
+    ``source`` is the short name of the source (``"ecs"``, ``"ec2"`` ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        retryable: bool,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.retryable = retryable
+        self.status = status
+        self.code = code
+
+
+class CredentialsExpiredError(CredentialError):
+    """There are no credentials valid at this instant."""
+
+
+class AuthenticationError(PoolError):
+    """The MongoDB server refused the credentials (code 18, AuthenticationFailed)."""
+
+
+class WarmupError(PoolError):
+    """A new client could not be connected and authenticated ahead of traffic."""
+
+
+class InvariantError(PoolError, AssertionError):
+    """An internal invariant was broken: a bug in this library; please report it."""
