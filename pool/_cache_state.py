@@ -1,0 +1,150 @@
+"""The plain records behind :class:`pool.CredentialCache`: one credential set, one fetch.
+
+Kept apart from the cache's control flow so each piece stays readable; nothing
+here awaits or reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from ._log import key_hint
+from ._windows import Windows
+from .credentials import Credentials
+from .errors import CredentialFetchError, PoolError
+
+__all__ = ["Entry", "Flight", "as_pool_error", "status_of"]
+
+_MAX_MESSAGE = 300
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """The current credential set and its times, all on the cache's clock.
+
+    ``deadline`` is when the set expires (``inf`` for long-term keys);
+    ``valid_until`` is the deadline, or ``-inf`` while the set stands rejected by
+    :meth:`invalidate`; ``mandatory_at`` is where the mandatory window begins.
+    ``invalidated`` stays True once set, so a set is invalidated only once.
+    """
+
+    creds: Credentials
+    deadline: float
+    lifetime: float | None
+    windows: Windows | None
+    refresh_at: float
+    valid_until: float = field(init=False)
+    mandatory_at: float = field(init=False)
+    invalidated: bool = False
+
+    def __post_init__(self) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        self.valid_until = self.deadline
+        self.mandatory_at = self.deadline - (self.windows.mandatory if self.windows else 0.0)
+
+    @property
+    def rejected(self) -> bool:
+        """True while the set is invalidated and not handed back by the source since."""
+        return self.valid_until == -math.inf
+
+    def invalidate(self) -> None:
+        """The server rejected this set: stop handing it out."""
+        self.invalidated = True
+        self.valid_until = self.mandatory_at = -math.inf
+
+    def extend(self, deadline: float) -> None:
+        """The source returned these keys again: usable again, until the later deadline."""
+        self.deadline = max(self.deadline, deadline)
+        self._restore()
+
+
+class Flight:
+    """One fetch attempt that any number of callers wait on.
+
+    It runs in the cache's task, never in a caller's, so a caller cancelled
+    while waiting on :attr:`done` leaves it running for everybody else.
+    """
+
+    __slots__ = ("creds", "done", "error", "reason", "traceback")
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.done = anyio.Event()
+        self.creds: Credentials | None = None
+        self.error: BaseException | None = None
+        self.traceback: TracebackType | None = None
+
+    def finish(self, creds: Credentials | None, error: BaseException | None) -> None:
+        """Record the outcome and wake every waiter."""
+        self.creds, self.error = creds, error
+        # Each waiter re-raises the one error object with this traceback (as
+        # asyncio.Future does), so the traceback does not grow per waiter.
+        self.traceback = error.__traceback__ if error is not None else None
+        self.done.set()
+
+
+def as_pool_error(exc: Exception, source: str) -> PoolError:
+    """``exc`` as one of the library's errors: ours as they are, others wrapped.
+
+    Unknown exceptions (a custom source's ``OSError``, a bug) become a
+    retryable :class:`CredentialFetchError`, so they are retried with backoff.
+    The library's own errors pass through; only a :class:`CredentialFetchError`
+    with ``retryable`` set is retried soon (misuse such as a closed source or
+    bad configuration is not).
+    """
+    if isinstance(exc, PoolError):
+        return exc
+    detail = str(exc)[:_MAX_MESSAGE]
+    err = CredentialFetchError(
+        f"credential source {source!r} failed: {type(exc).__name__}"
+        + (f": {detail}" if detail else ""),
+        source=source,
+        retryable=True,
+    )
+    err.__cause__ = exc
+    return err
+
+
+def _seconds(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, 3)
+
+
+def status_of(
+    *,
+    name: str,
+    state: str,
+    entry: Entry | None,
+    now: float,
+    next_at: float,
+    counts: dict[str, int],
+    last_error: PoolError | None,
+) -> dict[str, Any]:
+    """The cache's status as a JSON-able dict (no secrets: key hints and error classes)."""
+    error = None
+    if last_error is not None:
+        error = {
+            "type": type(last_error).__name__,
+            "message": str(last_error)[:_MAX_MESSAGE],
+            "retryable": bool(getattr(last_error, "retryable", False)),
+        }
+    windows = entry.windows if entry is not None else None
+    return {
+        "source": name,
+        "state": state,
+        "key": key_hint(entry.creds.access_key_id) if entry is not None else None,
+        "remaining_s": _seconds(entry.deadline - now) if entry is not None else None,
+        "next_refresh_in_s": _seconds(max(0.0, next_at - now)),
+        "advisory_window_s": _seconds(windows.advisory) if windows else None,
+        "mandatory_window_s": _seconds(windows.mandatory) if windows else None,
+        **counts,
+        "last_error": error,
+    }

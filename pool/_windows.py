@@ -1,0 +1,159 @@
+"""Refresh-window and retry policy of :class:`pool.CredentialCache`, as pure functions.
+
+Nothing here reads a clock or touches state: every function takes the numbers it
+needs (seconds, a :class:`random.Random`) and returns seconds, so the policy is
+tested by itself and the cache stays bookkeeping.
+
+Two windows before a credential set's deadline (botocore's ``RefreshableCredentials``
+design, sized the way AWS's newer SDKs size them):
+
+* the **advisory** window: refreshes happen in here, in the background; a failure
+  is logged and the current credentials are kept;
+* the **mandatory** window: credentials this close to expiry are no longer handed
+  out without first trying to refresh them; callers wait for the attempt.
+
+AWS's newer design uses 5/15/60 minutes of advisory window for lifetimes of at
+most 20 minutes / under 90 minutes / longer, and a mandatory window of
+``min(1 minute, advisory)``. Lifetimes of a few seconds (tests, the demo) would
+then be "always in the mandatory window", so below 15 minutes (STS's minimum
+duration) the advisory window is a third of the lifetime, and the mandatory
+window is at most a quarter of the advisory one.
+For every lifetime of 15 minutes or more (STS's minimum) the caps change nothing
+and the AWS figures hold.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_BACKOFF_INITIAL",
+    "DEFAULT_BACKOFF_MAX",
+    "DEFAULT_JITTER",
+    "DEFAULT_SAME_CREDENTIALS_RETRY",
+    "Windows",
+    "advisory_for",
+    "backoff_cap",
+    "full_jitter",
+    "mandatory_for",
+    "non_retryable_delay",
+    "refresh_point",
+    "same_credentials_delay",
+    "windows_for",
+]
+
+#: Fraction of the span between the start of the advisory window and the start
+#: of the mandatory window over which the scheduled refresh point is spread, so
+#: a fleet that fetched together does not refresh together.
+DEFAULT_JITTER = 0.5
+#: First retry delay bound (seconds) after a failed fetch; doubles per failure.
+DEFAULT_BACKOFF_INITIAL = 1.0
+#: Largest retry delay (seconds) after failures; also capped by lifetime / 4.
+DEFAULT_BACKOFF_MAX = 60.0
+#: First retry delay bound (seconds) after the source handed back the very same
+#: credentials (IMDS and ECS do so until a few minutes before expiry).
+DEFAULT_SAME_CREDENTIALS_RETRY = 30.0
+
+_MINUTE = 60.0
+_ADVISORY_TIERS = ((20 * _MINUTE, 5 * _MINUTE), (90 * _MINUTE, 15 * _MINUTE))
+_ADVISORY_LONG = 60 * _MINUTE
+_ADVISORY_FRACTION = 1 / 3
+_SHORT_LIFETIME = 15 * _MINUTE
+_MANDATORY_MAX = _MINUTE
+_MANDATORY_FRACTION = 1 / 4
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """Both windows for one credential set, in seconds before its deadline."""
+
+    advisory: float
+    mandatory: float
+
+
+def advisory_for(lifetime: float) -> float:
+    """The advisory window (seconds) for credentials that live ``lifetime`` seconds."""
+    if lifetime < _SHORT_LIFETIME:
+        # Below STS's 15-minute minimum: a third of the lifetime (continuous with
+        # the 5-minute tier at exactly 15 minutes).
+        return max(0.0, lifetime * _ADVISORY_FRACTION)
+    if lifetime <= _ADVISORY_TIERS[0][0]:
+        return _ADVISORY_TIERS[0][1]
+    if lifetime < _ADVISORY_TIERS[1][0]:
+        return _ADVISORY_TIERS[1][1]
+    return _ADVISORY_LONG
+
+
+def mandatory_for(advisory: float) -> float:
+    """The default mandatory window (seconds) inside an ``advisory`` window."""
+    return min(_MANDATORY_MAX, advisory * _MANDATORY_FRACTION)
+
+
+def windows_for(
+    lifetime: float, advisory: float | None = None, mandatory: float | None = None
+) -> Windows:
+    """Both windows for a credential set; explicit values win over the sized ones.
+
+    An explicit window is used as given, even when it is longer than the
+    lifetime (the credentials are then refreshed, or rejected, at once); a
+    mandatory window longer than the advisory one is cut to the advisory one.
+    """
+    adv = advisory_for(lifetime) if advisory is None else advisory
+    man = mandatory_for(adv) if mandatory is None else mandatory
+    return Windows(advisory=adv, mandatory=min(man, adv))
+
+
+def refresh_point(deadline: float, windows: Windows, jitter: float, rng: random.Random) -> float:
+    """When to refresh: a random point in the first ``jitter`` part of the advisory window.
+
+    The point lies in ``[deadline - advisory, deadline - advisory + jitter * span]``
+    where ``span`` is the time between the two windows' starts, so it always
+    falls before the mandatory window.
+    """
+    start = deadline - windows.advisory
+    span = max(0.0, windows.advisory - windows.mandatory)
+    return start + rng.uniform(0.0, jitter * span)
+
+
+def backoff_cap(backoff_max: float, lifetime: float | None) -> float:
+    """The largest retry delay: ``backoff_max``, and at most a quarter of the lifetime.
+
+    Short-lived credentials (seconds, in tests and the demo) must not wait
+    minutes between attempts once the source is back.
+    """
+    if lifetime is None or not math.isfinite(lifetime):
+        return backoff_max
+    return max(0.0, min(backoff_max, lifetime / 4))
+
+
+def full_jitter(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap, initial * 2**(n-1))]``.
+
+    ``attempt`` counts from 1 (the first retry after the first failure).
+    """
+    exponent = min(max(attempt, 1) - 1, 62)  # 2**62 already exceeds any cap
+    return rng.uniform(0.0, min(cap, initial * 2.0**exponent))
+
+
+def non_retryable_delay(cap: float, rng: random.Random) -> float:
+    """The delay after a non-retryable error: uniform in ``[cap / 2, cap]``.
+
+    Such an error (access denied, invalid token) will not go away by asking
+    again soon, so the source is not asked again before half the cap.
+    """
+    return rng.uniform(cap / 2, cap)
+
+
+def same_credentials_delay(streak: int, retry: float, advisory: float, rng: random.Random) -> float:
+    """The delay after the source returned the current credentials ``streak`` times in a row.
+
+    Starts at ``retry`` (at most a tenth of the advisory window) and doubles,
+    up to a twelfth of the advisory window (5 minutes for 6-hour instance
+    credentials), so the rotation that IMDS and ECS make available at least
+    five minutes before expiry is picked up before the mandatory window.
+    """
+    initial = min(retry, advisory / 10)
+    cap = max(initial, advisory / 12)
+    return full_jitter(streak, initial, cap, rng)

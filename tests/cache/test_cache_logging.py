@@ -1,0 +1,79 @@
+"""Structured logs tell what happened (fetches, schedule, failures) and never leak a secret."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cache_fakes import SECRET_MARK, TOKEN_MARK, FakeClock, FakeSource, settle
+from structlog.testing import capture_logs
+
+from pool.cache import CredentialCache
+from pool.errors import CredentialFetchError
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+async def test_fetch_start_end_and_schedule_are_logged(
+    make_cache: Callable[..., CredentialCache], source: FakeSource
+) -> None:
+    """Each fetch logs start and end (duration, source, key hint) and the next refresh's delay."""
+    with capture_logs() as logs:
+        async with make_cache(source) as cache:
+            await cache.get()
+    (start,) = _events(logs, "cache.fetch.start")
+    assert start["source"] == "fake" and start["reason"] == "initial"
+    (end,) = _events(logs, "cache.fetch.end")
+    assert end["source"] == "fake"
+    assert end["outcome"] == "rotated"
+    assert end["key"] == "ASIA…0001"
+    assert end["duration_ms"] >= 0
+    assert end["expires_in"] == pytest.approx(3600, abs=1)
+    (scheduled,) = _events(logs, "cache.refresh.scheduled")
+    assert 2700 - 1 <= scheduled["in_s"] <= 3120 + 1
+
+
+async def test_failures_are_logged_with_their_class(
+    cache: CredentialCache, source: FakeSource, clock: FakeClock
+) -> None:
+    """A failed fetch logs the error class, retryability and the retry schedule."""
+    source.script.append(CredentialFetchError("ECS said 500", source="fake", retryable=True))
+    with capture_logs() as logs:
+        assert clock.next_timer is not None
+        await clock.run_until(clock.next_timer)
+    (failed,) = _events(logs, "cache.fetch.failed")
+    assert failed["error_class"] == "CredentialFetchError"
+    assert failed["retryable"] is True
+    assert failed["log_level"] == "warning"
+    assert _events(logs, "cache.refresh.scheduled")[-1]["reason"] == "retry"
+
+
+async def test_no_secret_in_logs_status_errors_or_reprs(
+    make_cache: Callable[..., CredentialCache], source: FakeSource, clock: FakeClock
+) -> None:
+    """Across a full life (fetch, rotate, fail, invalidate, close) no secret or token escapes."""
+    from cache_fakes import make_creds
+
+    texts: list[str] = []
+    with capture_logs() as logs:
+        async with make_cache(source) as cache:
+            await cache.get()
+            texts += [repr(cache), repr(cache.current), json.dumps(cache.status())]
+            await cache.refresh()
+            source.script.append(make_creds(50, ttl=-1))
+            with pytest.raises(CredentialFetchError) as info:
+                await cache.refresh()
+            texts += [str(info.value), repr(info.value), json.dumps(cache.status())]
+            cache.invalidate()
+            await settle()
+            texts.append(json.dumps(cache.status()))
+    texts.append(repr(logs))
+    blob = "\n".join(texts)
+    assert SECRET_MARK not in blob
+    assert TOKEN_MARK not in blob
+    assert "ASIAFAKE0000" not in blob  # key ids appear only as hints (ASIA…0001)
+    assert len(_events(logs, "cache.fetch.end")) >= 3
