@@ -107,7 +107,8 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def list(self) -> list[Fault]:
+    def active(self) -> list[Fault]:
+        """The faults that have not fired their ``times`` yet."""
         with self._lock:
             return list(self._faults)
 
