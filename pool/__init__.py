@@ -4,6 +4,8 @@ Importing this package imports neither boto3, botocore nor aiobotocore: the
 Lambda cold-start path (environment variables) must stay cheap.
 """
 
+from . import sources
+from .cache import CredentialCache, Subscription
 from .credentials import Credentials
 from .errors import (
     AuthenticationError,
@@ -25,12 +27,14 @@ __all__ = [
     "ConfigurationError",
     "CredentialError",
     "CredentialFetchError",
+    "CredentialCache",
     "Credentials",
     "CredentialsExpiredError",
     "InvariantError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "Subscription",
     "WarmupError",
     "__version__",
 ]

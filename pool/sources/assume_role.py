@@ -1,0 +1,156 @@
+"""Credentials from STS ``AssumeRole`` signed with another source's (role chaining).
+
+Typical use: the service runs as one role (ECS task role, EC2 instance
+profile) and reaches an Atlas project through a role in another account::
+
+    base = ContainerSource.from_env()
+    async with AssumeRoleSource(base, role_arn="arn:aws:iam::222233334444:role/atlas",
+                                external_id="…") as source:
+        creds = await source.fetch()
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ..credentials import Credentials
+from ..errors import CredentialFetchError
+from ._http import HttpSettings
+from ._http import with_retries as _with_retries
+from ._sts import (
+    StsClient,
+    check_duration,
+    check_role_arn,
+    check_session_name,
+    credentials_from_sts,
+    sts_location,
+)
+from .base import CredentialSource, SourceBase, aclose_source
+
+__all__ = ["AssumeRoleSource"]
+
+
+class AssumeRoleSource(SourceBase):
+    """Assumes ``role_arn`` with credentials from ``base`` at every fetch.
+
+    ``base`` is any :class:`CredentialSource`; it is asked at every fetch, so a
+    rotating base is followed. To avoid one base lookup per fetch, pass a
+    :class:`pool.CredentialCache` (anything with ``async get()`` is used
+    through ``get()``). ``owns_base`` (default True) closes ``base`` in
+    ``aclose()``; pass False for a base shared with something else.
+
+    One aioboto3 STS client is built on the first fetch, in a worker thread,
+    and reused; the signing credentials are passed per call. Role chaining
+    caps ``duration_seconds`` at 3600 on AWS's side.
+    """
+
+    def __init__(
+        self,
+        base: CredentialSource | Any,
+        *,
+        role_arn: str,
+        external_id: str | None = None,
+        session_name: str | None = None,
+        duration_seconds: int | None = None,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        owns_base: bool = True,
+        name: str = "assume_role",
+        connect_timeout: float = 1.0,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.1,
+    ) -> None:
+        super().__init__()
+        getter = getattr(base, "get", None) if not hasattr(base, "fetch") else base.fetch
+        if getter is None:
+            raise TypeError("base must have 'async def fetch()' (a source) or 'async def get()'")
+        self._get_base: Callable[[], Awaitable[Credentials]] = getter
+        self.base = base
+        self.owns_base = owns_base
+        self.name = name
+        self.role_arn = check_role_arn(role_arn, source=name, var="role_arn")
+        self.external_id = external_id
+        self.session_name = check_session_name(
+            session_name or f"mongodb-aws-pool-{int(time.time())}", source=name
+        )
+        self.duration_seconds = check_duration(duration_seconds, source=name)
+        self._settings = HttpSettings(
+            connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
+        )
+        self.sts = StsClient(
+            source=name,
+            region=region,
+            endpoint_url=endpoint_url,
+            signed=True,
+            settings=self._settings,
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        role_arn: str,
+        base: CredentialSource | Any | None = None,
+        **options: Any,
+    ) -> AssumeRoleSource:
+        """Assume ``role_arn`` on top of ``base`` (default: :func:`from_environment`).
+
+        Region and endpoint come from ``AWS_REGION``/``AWS_DEFAULT_REGION`` and
+        ``AWS_ENDPOINT_URL_STS``/``AWS_ENDPOINT_URL``; ``options`` are
+        constructor keywords and win.
+        """
+        from .detect import from_environment
+
+        env = os.environ if environ is None else environ
+        region, endpoint_url = sts_location(env)
+        kwargs: dict[str, Any] = {"region": region, "endpoint_url": endpoint_url}
+        kwargs.update(options)
+        return cls(base if base is not None else from_environment(env), role_arn=role_arn, **kwargs)
+
+    async def _base_credentials(self) -> Credentials:
+        try:
+            return await self._get_base()
+        except CredentialFetchError as exc:
+            # Keep the base's classification, but say which chain failed.
+            raise CredentialFetchError(
+                f"{self.name}: the base source failed, so {self.role_arn} cannot be assumed: {exc}",
+                source=self.name,
+                retryable=exc.retryable,
+                status=exc.status,
+                code=exc.code,
+            ) from exc
+
+    async def _fetch(self) -> Credentials:
+        params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.session_name}
+        if self.external_id is not None:
+            params["ExternalId"] = self.external_id
+        if self.duration_seconds is not None:
+            params["DurationSeconds"] = self.duration_seconds
+
+        # Asked once per fetch, outside the retry loop: the base retries on its own,
+        # and nesting both loops would multiply the attempts.
+        base = await self._base_credentials()
+
+        async def attempt() -> Credentials:
+            secrets = (base.secret_access_key, base.session_token or "")
+            response = await self.sts.call(
+                "AssumeRole", credentials=base, secrets=secrets, **params
+            )
+            return credentials_from_sts(response, source=self.name, where=self.sts.where)
+
+        return await _with_retries(attempt, settings=self._settings, source=self.name)
+
+    def _holds_resources(self) -> bool:
+        return self.sts.client is not None
+
+    async def _aclose(self) -> None:
+        try:
+            await self.sts.aclose()
+        finally:
+            if self.owns_base:
+                await aclose_source(self.base)

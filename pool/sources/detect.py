@@ -1,0 +1,78 @@
+"""Pick the credential source the environment provides, in the MongoDB auth spec's order.
+
+The MONGODB-AWS section of the MongoDB authentication specification orders the
+lookup as: environment variables (Lambda), then web identity (EKS IRSA), then
+the container endpoint (ECS, EKS Pod Identity), then EC2 instance metadata.
+Detection only reads the mapping: it sends no request and reads no file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from .._log import get_logger
+from ..errors import NoCredentialsFoundError
+from .base import SourceBase
+from .container import FULL_URI, RELATIVE_URI, ContainerSource
+from .environment import ACCESS_KEY, EnvironmentSource
+from .instance_metadata import DISABLED_VAR, InstanceMetadataSource, metadata_disabled
+from .web_identity import TOKEN_FILE, WebIdentitySource
+
+__all__ = ["from_environment"]
+
+_log = get_logger("pool.sources")
+
+
+def from_environment(
+    environ: Mapping[str, str] | None = None, *, include_ec2: bool = True
+) -> SourceBase:
+    """The first source configured in ``environ`` (default :data:`os.environ`).
+
+    1. ``AWS_ACCESS_KEY_ID`` set: :class:`EnvironmentSource`;
+    2. ``AWS_WEB_IDENTITY_TOKEN_FILE`` set: :class:`WebIdentitySource`;
+    3. ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` or ``..._FULL_URI`` set:
+       :class:`ContainerSource`;
+    4. otherwise, unless ``AWS_EC2_METADATA_DISABLED=true`` or
+       ``include_ec2=False``: :class:`InstanceMetadataSource` (whether IMDS is
+       reachable shows at the first fetch).
+
+    A source that is selected but misconfigured (a key id without a secret, a
+    token file without ``AWS_ROLE_ARN``, a refused container URI) raises
+    :class:`pool.ConfigurationError` rather than silently falling through.
+    When nothing applies, :class:`pool.NoCredentialsFoundError` lists what was
+    checked. The returned source is not yet used; close it when done.
+    """
+    env = os.environ if environ is None else environ
+    checked: list[str] = []
+    source: SourceBase | None = None
+    if env.get(ACCESS_KEY):
+        source = EnvironmentSource.from_env(env)
+    else:
+        checked.append(f"environment variables: {ACCESS_KEY} is not set")
+    if source is None and env.get(TOKEN_FILE):
+        source = WebIdentitySource.from_env(env)
+    elif source is None:
+        checked.append(f"web identity (EKS IRSA): {TOKEN_FILE} is not set")
+    if source is None and (env.get(RELATIVE_URI) or env.get(FULL_URI)):
+        source = ContainerSource.from_env(env)
+    elif source is None:
+        checked.append(
+            f"container endpoint (ECS, EKS Pod Identity): neither {RELATIVE_URI} "
+            f"nor {FULL_URI} is set"
+        )
+    if source is None and not include_ec2:
+        checked.append("EC2 instance metadata: not considered (include_ec2=False)")
+    elif source is None and metadata_disabled(env):
+        checked.append(f"EC2 instance metadata: disabled by {DISABLED_VAR}=true")
+    elif source is None:
+        source = InstanceMetadataSource.from_env(env)
+    if source is None:
+        raise NoCredentialsFoundError(
+            "no AWS credentials found in this environment; set AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, run with an IAM role (ECS, EKS, EC2), or pass a source "
+            "explicitly. Checked:",
+            checked=checked,
+        )
+    _log.info("credentials.source.detected", source=source.name, skipped=checked)
+    return source
