@@ -79,7 +79,7 @@ def test_misconfigured_source_is_reported_not_skipped(env: dict[str, str], match
         ("ecs", "ecs"),
         ("eks_pod_identity", "eks_pod_identity"),
         ("ec2", "ec2"),
-        ("eks_irsa", "web_identity"),
+        ("eks_irsa", "eks_irsa"),
     ],
 )
 async def test_every_standin_environment_is_detected_and_works(

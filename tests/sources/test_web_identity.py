@@ -30,7 +30,7 @@ async def test_irsa_variables_assume_the_role(aws: AwsStandIns) -> None:
     assert issued is not None and issued.role_arn == aws.role_arn
     assert issued.session_name == "eks-irsa"
     assert creds.session_token == issued.session_token and creds.expiration == issued.expiration
-    assert creds.source == source.name == "web_identity"
+    assert creds.source == source.name == "eks_irsa"
     assert aws.sts.requests["AssumeRoleWithWebIdentity"] == 1
 
 
@@ -139,7 +139,7 @@ async def test_one_throttle_then_success(aws: AwsStandIns, faults: FaultInjector
     """A single Throttling answer is retried and the fetch succeeds."""
     faults.add("sts:AssumeRoleWithWebIdentity:throttlex1")
     async with WebIdentitySource.from_env(_env(aws), **FAST) as source:
-        assert (await source.fetch()).source == "web_identity"
+        assert (await source.fetch()).source == "eks_irsa"
     assert aws.sts.requests["AssumeRoleWithWebIdentity"] == 2
 
 
@@ -232,7 +232,7 @@ async def test_success_logs_carry_no_secret(aws: AwsStandIns, logs, no_secret) -
     async with WebIdentitySource.from_env(_env(aws)) as source:
         creds = await source.fetch()
     end = [e for e in logs if e["event"] == "credentials.fetch.end"]
-    assert end and end[0]["source"] == "web_identity" and "duration_ms" in end[0]
+    assert end and end[0]["source"] == "eks_irsa" and "duration_ms" in end[0]
     assert creds.session_token is not None
     for secret in (aws.web_identity_token, creds.secret_access_key, creds.session_token):
         no_secret(secret, None)
