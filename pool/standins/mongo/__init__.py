@@ -1,0 +1,15 @@
+"""An Atlas-like MongoDB server stand-in speaking the wire protocol, with MONGODB-AWS.
+
+PyMongo's ``MongoClient``/``AsyncMongoClient`` and Motor connect to
+:class:`MongoStandIn` unmodified. Authentication is verified against a
+:class:`~pool.standins.authority.CredentialAuthority` as Atlas verifies it
+against STS; storage and query semantics come from mongomock.
+"""
+
+from __future__ import annotations
+
+from .auth import region_for
+from .commands import MongoStats
+from .server import MongoStandIn
+
+__all__ = ["MongoStandIn", "MongoStats", "region_for"]

@@ -1,0 +1,51 @@
+"""The command line: ``python -m pool {emulate,demo,bench,check}``.
+
+Each command lives in its own module and is imported only when chosen, so
+``--help`` stays fast and a command never pays for another's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+COMMANDS = {
+    "emulate": "Run the stand-ins (AWS credential endpoints + an Atlas-like MongoDB) on loopback",
+    "demo": "Rotate credentials under load in every AWS environment, on the stand-ins",
+    "bench": "Handshake, fetch and rotation benchmarks, side by side with the alternatives",
+    "check": "Check a real deployment: source detection, fetch, connect, authenticate, ping",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool",
+        description="MongoDB with AWS IAM credentials that rotate unnoticed.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"pool.cli.{name}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    from ._logging import configure
+
+    configure(args.verbose)
+    module = importlib.import_module(f"pool.cli.{args.command}")
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

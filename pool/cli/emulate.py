@@ -1,0 +1,119 @@
+"""``python -m pool emulate``: the stand-ins on loopback until SIGINT/SIGTERM.
+
+Prints, for each AWS environment, the variables to export so that real
+software (PyMongo's own MONGODB-AWS lookup, boto3, this library) talks to the
+stand-ins, and optionally writes them as JSON. The credentials and tokens
+shown are the stand-in's own throwaway ones; real secrets never pass here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+ENV_TITLES = {
+    "lambda": "AWS Lambda (environment variables)",
+    "ecs": "Amazon ECS (container credentials endpoint, auth token)",
+    "ec2": "Amazon EC2 (IMDSv2)",
+    "eks_irsa": "Amazon EKS, IAM roles for service accounts (web identity + STS)",
+    "eks_pod_identity": "Amazon EKS Pod Identity (container endpoint, token file)",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lifetime",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime of every minted credential set (default 3600; try 30 to watch rotations)",
+    )
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the endpoints as JSON")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    p.add_argument("--mongo-port", type=int, default=0, help="MongoDB port (default: any free)")
+    p.add_argument(
+        "--command-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="latency added to every MongoDB command, like the network to Atlas",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, e.g. 'ecs:latency=0.2', 'sts:error=503x2', "
+        "'mongo:saslContinue:drop' (repeatable)",
+    )
+
+
+def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
+    """The human-readable text: one block of exports per environment."""
+    lines = [
+        "Stand-ins running on loopback (throwaway credentials; Ctrl-C to stop).",
+        "",
+        f"  MongoDB (Atlas-like, MONGODB-AWS): {summary['mongodb_uri']}",
+        f"  STS:  {summary['sts_endpoint']}",
+        f"  IMDS: {summary['imds_endpoint']}",
+        f"  Role: {summary['role_arn']}  (mapped to database user 'app')",
+        f"  Role for chaining: {summary['chained_role_arn']}  (database user 'chained')",
+        "",
+    ]
+    for env, variables in envs.items():
+        lines.append(f"# {ENV_TITLES.get(env, env)}")
+        lines.extend(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
+        lines.append("")
+    uri = summary["mongodb_uri"].rstrip("/") + "/?authMechanism=MONGODB-AWS"
+    lines += [
+        "Then, for example:",
+        f"  python -c \"import pymongo; print(pymongo.MongoClient('{uri}').admin.command('ping'))\"",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from ..standins.emulator import Emulator
+    from ..standins.faults import FaultInjector
+
+    faults = FaultInjector()
+    for spec in args.fault:
+        faults.add(spec)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Emulator(
+        lifetime=args.lifetime, faults=faults, command_delay=args.command_delay
+    ) as emulator:
+        summary = emulator.summary()
+        envs = summary["environments"]
+        if args.json is not None:
+            await asyncio.to_thread(
+                args.json.write_text, json.dumps(summary, indent=2) + "\n", "utf-8"
+            )
+        print(render(summary, envs), flush=True)
+        await stop.wait()
+        print("\nstopping…", file=sys.stderr, flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.lifetime <= 0:
+        print("error: --lifetime must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        from ..standins.faults import parse_fault
+
+        for spec in args.fault:
+            parse_fault(spec)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(args))

@@ -1,0 +1,280 @@
+"""Command dispatch: handshake, MONGODB-AWS, the authentication gate, then storage.
+
+:class:`Dispatcher` turns one decoded :class:`~.wire.Request` into one reply
+document, synchronously (mongomock and SigV4 verification are CPU-light; no
+I/O happens here). Latency, faults and the socket live in :mod:`.server`.
+
+The server presents itself as a MongoDB 7.0 standalone (wire version 21):
+sessions work (``lsid``, ``$clusterTime``, ``$readPreference``, ``autocommit``
+are accepted and ignored), but like a standalone mongod it refuses any command
+carrying ``txnNumber`` (transactions; drivers do not use retryable writes on a
+standalone) with code 20, which is right because mongomock cannot roll back.
+It never advertises ``topologyVersion`` (no awaitable hello) nor ``compression``.
+
+Not thread-safe: used from the server's event loop only. ``users`` may be
+replaced or mutated from another thread between commands (single dict reads).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import bson
+from pymongo.errors import OperationFailure
+
+from ..._log import get_logger
+from ..authority import CredentialAuthority
+from . import catalog, crud
+from .auth import MECHANISM, AuthFailure, AwsConversation
+from .errors import CommandError, error_reply
+from .wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
+
+__all__ = ["ConnectionState", "Dispatcher", "MongoStats"]
+
+log = get_logger("pool.standins.mongo")
+
+MAX_WIRE_VERSION = 21  # MongoDB 7.0; PyMongo 4.20 needs >= 9
+MAX_WRITE_BATCH_SIZE = 100_000
+_ALIASES = {"ismaster": "isMaster", "findandmodify": "findAndModify", "buildinfo": "buildInfo"}
+#: What mongod runs before authentication (the handshake and the SASL steps).
+_UNAUTHENTICATED_OK = frozenset(
+    {
+        "hello",
+        "isMaster",
+        "ping",
+        "buildInfo",
+        "connectionStatus",
+        "endSessions",
+        "saslStart",
+        "saslContinue",
+    }
+)
+_TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
+_AUTH_FAILED = error_reply(18, "Authentication failed.")
+
+
+@dataclass
+class MongoStats:
+    """Counters for tests and benchmarks. Updated on the server's loop; read from anywhere.
+
+    ``auth_failures`` is keyed by reason (``sts:ExpiredToken``, ``unmapped_role``,
+    ``bad_payload``, ``rejected``...), ``commands`` by canonical command name.
+    ``sts_calls`` counts GetCallerIdentity verifications (Atlas's STS quota).
+    """
+
+    connections_opened: int = 0
+    connections_open: int = 0
+    auth_successes: int = 0
+    auth_failures: Counter[str] = field(default_factory=Counter)
+    commands: Counter[str] = field(default_factory=Counter)
+    sts_calls: int = 0
+    protocol_errors: int = 0
+    faults_fired: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain copy, safe to keep while the server goes on counting."""
+        return {
+            "connections_opened": self.connections_opened,
+            "connections_open": self.connections_open,
+            "auth_successes": self.auth_successes,
+            "auth_failures": dict(self.auth_failures),
+            "commands": dict(self.commands),
+            "sts_calls": self.sts_calls,
+            "protocol_errors": self.protocol_errors,
+            "faults_fired": dict(self.faults_fired),
+        }
+
+
+@dataclass
+class ConnectionState:
+    """What the server knows about one client connection."""
+
+    id: int
+    peer: str
+    user: str | None = None
+    handshake_done: bool = False
+    conversation: AwsConversation | None = None
+
+
+def canonical_name(request: Request) -> str:
+    name = request.command_name
+    return _ALIASES.get(name, name)
+
+
+class Dispatcher:
+    """Runs commands for one server (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        authority: CredentialAuthority,
+        users: dict[str, str],
+        sts_host: str,
+        storage: crud.Storage,
+        stats: MongoStats,
+        require_auth: bool,
+    ) -> None:
+        self.authority = authority
+        self.users = users
+        self.sts_host = sts_host
+        self.storage = storage
+        self.stats = stats
+        self.require_auth = require_auth
+        self.reject_auth = False
+        self._admin: dict[str, Callable[[ConnectionState, Request], dict[str, Any]]] = {
+            "hello": self._hello,
+            "isMaster": self._hello,
+            "ping": lambda _c, _r: {"ok": 1.0},
+            "buildInfo": lambda _c, _r: _BUILD_INFO,
+            "endSessions": lambda _c, _r: {"ok": 1.0},
+            "connectionStatus": self._connection_status,
+            "saslStart": self._sasl_start,
+            "saslContinue": self._sasl_continue,
+        }
+        self._storage_handlers = crud.HANDLERS | catalog.HANDLERS
+
+    def run(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
+        """The reply to ``request``; never raises for a bad command."""
+        name = canonical_name(request)
+        if request.db is None:
+            if request.legacy:
+                return error_reply(352, "OP_QUERY is only supported on <db>.$cmd for hello")
+            return error_reply(40571, "OP_MSG requests require a $db argument")
+        if request.legacy and name not in ("hello", "isMaster"):
+            return error_reply(
+                352,
+                f"Unsupported OP_QUERY command: {name}. The client driver may require an upgrade.",
+            )
+        self.stats.commands[name] += 1
+        if self.require_auth and conn.user is None and name not in _UNAUTHENTICATED_OK:
+            return error_reply(13, f"command {name} requires authentication")
+        if "txnNumber" in request.body or name in _TRANSACTION_COMMANDS:
+            # What a standalone mongod answers; mongomock could not roll back anyway.
+            return error_reply(
+                20, "Transaction numbers are only allowed on a replica set member or mongos"
+            )
+        try:
+            return self._invoke(conn, request, name)
+        except CommandError as exc:
+            return exc.reply()
+        except OperationFailure as exc:  # mongomock reports with PyMongo's errors
+            return error_reply(exc.code or 2, str(exc))
+        except NotImplementedError as exc:
+            return error_reply(115, f"not supported by the stand-in's storage: {exc}")
+        except (ValueError, TypeError, KeyError) as exc:
+            return error_reply(2, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug here must not take the server down
+            log.exception("mongo.command_crashed", command=name, conn=conn.id)
+            return error_reply(1, f"internal error in the stand-in: {type(exc).__name__}")
+
+    def _invoke(self, conn: ConnectionState, request: Request, name: str) -> dict[str, Any]:
+        admin = self._admin.get(name)
+        if admin is not None:
+            return admin(conn, request)
+        handler = self._storage_handlers.get(name)
+        if handler is None:
+            raise CommandError(59, f"no such command: '{name}'")
+        assert request.db is not None
+        return handler(self.storage, crud.Invocation(name, request.db, request.body, conn.user))
+
+    # -- handshake -------------------------------------------------------
+
+    def _hello(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
+        body = request.body
+        if "client" in body and conn.handshake_done:
+            raise CommandError(
+                186, "The client metadata document may only be sent in the first hello"
+            )
+        conn.handshake_done = True
+        primary_key = "isWritablePrimary" if canonical_name(request) == "hello" else "ismaster"
+        reply: dict[str, Any] = {
+            primary_key: True,
+            "maxBsonObjectSize": MAX_BSON_OBJECT_SIZE,
+            "maxMessageSizeBytes": MAX_MESSAGE_SIZE,
+            "maxWriteBatchSize": MAX_WRITE_BATCH_SIZE,
+            "localTime": datetime.datetime.now(datetime.UTC),
+            "logicalSessionTimeoutMinutes": 30,
+            "connectionId": conn.id,
+            "minWireVersion": 0,
+            "maxWireVersion": MAX_WIRE_VERSION,
+            "readOnly": False,
+            "ok": 1.0,
+        }
+        if body.get("helloOk"):
+            reply["helloOk"] = True  # drivers then switch to "hello" on this connection
+        asked = body.get("saslSupportedMechs")
+        if isinstance(asked, str) and asked.startswith("$external."):
+            reply["saslSupportedMechs"] = [MECHANISM]
+        return reply
+
+    def _connection_status(self, conn: ConnectionState, _request: Request) -> dict[str, Any]:
+        users = [{"user": conn.user, "db": "$external"}] if conn.user else []
+        roles = [{"role": "readWriteAnyDatabase", "db": "admin"}] if conn.user else []
+        return {
+            "authInfo": {"authenticatedUsers": users, "authenticatedUserRoles": roles},
+            "ok": 1.0,
+        }
+
+    # -- MONGODB-AWS -----------------------------------------------------
+
+    def _sasl_start(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
+        conn.conversation = None
+        mechanism = request.body.get("mechanism")
+        if mechanism != MECHANISM:
+            self._auth_failed(conn, "mechanism", f"mechanism {str(mechanism)[:40]!r}")
+            return error_reply(
+                334,
+                f"Received authentication for mechanism {str(mechanism)[:40]} which is not enabled",
+            )
+        if request.db != "$external":
+            return self._auth_failed(conn, "wrong_db", f"saslStart on {request.db!r}")
+        conversation = AwsConversation(self.sts_host)
+        try:
+            challenge = conversation.start(request.body.get("payload"))
+        except AuthFailure as exc:
+            return self._auth_failed(conn, exc.reason, exc.detail)
+        conn.conversation = conversation
+        return {"conversationId": 1, "done": False, "payload": bson.Binary(challenge), "ok": 1.0}
+
+    def _sasl_continue(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
+        conversation, conn.conversation = conn.conversation, None
+        if conversation is None or request.body.get("conversationId") != 1:
+            return self._auth_failed(conn, "no_conversation", "saslContinue out of sequence")
+        if self.reject_auth:
+            return self._auth_failed(conn, "rejected", "reject_auth is set")
+        try:
+            principal = conversation.finish(request.body.get("payload"), self.authority, self.users)
+        except AuthFailure as exc:
+            return self._auth_failed(conn, exc.reason, exc.detail)
+        finally:
+            self.stats.sts_calls += conversation.sts_called
+        conn.user = principal.user
+        self.stats.auth_successes += 1
+        log.info(
+            "mongo.auth_succeeded",
+            conn=conn.id,
+            user=principal.user,
+            arn=principal.arn,
+            key=principal.key_hint,
+        )
+        return {"conversationId": 1, "done": True, "payload": b"", "ok": 1.0}
+
+    def _auth_failed(self, conn: ConnectionState, reason: str, detail: str) -> dict[str, Any]:
+        self.stats.auth_failures[reason] += 1
+        log.warning("mongo.auth_failed", conn=conn.id, peer=conn.peer, reason=reason, detail=detail)
+        return dict(_AUTH_FAILED)
+
+
+_BUILD_INFO: dict[str, Any] = {
+    "version": "7.0.0",
+    "gitVersion": "standin",
+    "versionArray": [7, 0, 0, 0],
+    "bits": 64,
+    "maxBsonObjectSize": MAX_BSON_OBJECT_SIZE,
+    "storageEngines": ["mongomock"],
+    "ok": 1.0,
+}

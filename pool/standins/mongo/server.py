@@ -1,0 +1,269 @@
+"""``MongoStandIn``: an asyncio TCP server that drivers take for an Atlas cluster.
+
+Each accepted connection gets one task that reads frames, applies injected
+faults and ``command_delay``, runs the command (:mod:`.commands`) and writes
+the reply. Frames that cannot be decoded close that connection only; the
+server and other connections carry on. Storage and cursors belong to the
+server, so they outlive connections and die with the server.
+
+Runs on one event loop. Everything except :attr:`stats` reads, :attr:`users`
+edits and :meth:`reject_auth` must be called on that loop; those three are
+plain attribute accesses and may come from another thread (a test driving a
+synchronous ``MongoClient`` through ``anyio.to_thread``, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import warnings
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import mongomock
+
+from ..._log import get_logger
+from ...errors import ConfigurationError, PoolClosedError
+from ..authority import CredentialAuthority
+from ..faults import FaultInjector
+from .auth import validate_sts_host
+from .commands import ConnectionState, Dispatcher, MongoStats, canonical_name
+from .crud import Storage
+from .errors import error_reply
+from .wire import MAX_MESSAGE_SIZE, Request, WireProtocolError, encode_reply, parse_request
+from .wire import read_frame as _read_frame
+
+__all__ = ["MongoStandIn"]
+
+log = get_logger("pool.standins.mongo")
+
+
+class MongoStandIn:
+    """An Atlas-like MongoDB server on loopback with MONGODB-AWS authentication.
+
+    ``users`` maps IAM role ARNs (``arn:aws:iam::<acct>:role/<name>``; IAM user
+    ARNs for long-term keys) to database user names; by default the
+    authority's default role maps to ``"app"``. ``sts_host`` is the host the
+    server tells clients to sign for (its second label is the region).
+    ``faults`` is consulted for endpoint ``mongo`` and operation = command
+    name. ``command_delay`` seconds are added before every command,
+    handshake and authentication included, like network latency to Atlas.
+    With ``require_auth=False`` every command runs unauthenticated.
+    :attr:`stats` (:class:`~.commands.MongoStats`) counts connections,
+    authentications (failures by reason), STS calls and commands by name.
+
+    Use as ``async with MongoStandIn(authority) as server: server.uri``.
+    """
+
+    def __init__(
+        self,
+        authority: CredentialAuthority,
+        *,
+        users: Mapping[str, str] | None = None,
+        sts_host: str = "sts.amazonaws.com",
+        faults: FaultInjector | None = None,
+        require_auth: bool = True,
+        command_delay: float = 0.0,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> None:
+        if command_delay < 0:
+            raise ConfigurationError(f"command_delay must be >= 0 seconds, got {command_delay}")
+        if not 1024 <= max_message_size <= MAX_MESSAGE_SIZE:
+            raise ConfigurationError(f"max_message_size must be 1024..{MAX_MESSAGE_SIZE}")
+        self.authority = authority
+        self.faults = faults if faults is not None else FaultInjector()
+        self.command_delay = command_delay
+        self.max_message_size = max_message_size
+        self.stats = MongoStats()
+        self._storage = Storage()
+        self._dispatcher = Dispatcher(
+            authority=authority,
+            users=dict(users) if users is not None else {authority.default_role_arn: "app"},
+            sts_host=validate_sts_host(sts_host),
+            storage=self._storage,
+            stats=self.stats,
+            require_auth=require_auth,
+        )
+        self._server: asyncio.Server | None = None
+        self._connections: dict[int, tuple[asyncio.StreamWriter, asyncio.Task[Any]]] = {}
+        self._conn_ids = itertools.count(1)
+        self._response_ids = itertools.count(1)
+        self._address: tuple[str, int] | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> MongoStandIn:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0: any free port); return :attr:`uri`."""
+        if self._closed:
+            raise PoolClosedError("this MongoStandIn is closed; create a new one")
+        if self._server is not None:
+            raise ConfigurationError(f"MongoStandIn already listening at {self.uri}")
+        self._server = await asyncio.start_server(self._serve, host, port)
+        sockname = self._server.sockets[0].getsockname()
+        self._address = (sockname[0], sockname[1])
+        log.info("mongo.listening", uri=self.uri)
+        return self.uri
+
+    async def aclose(self) -> None:
+        """Stop listening, close every connection, forget cursors. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = []
+        for writer, task in list(self._connections.values()):
+            writer.transport.abort()
+            task.cancel()
+            tasks.append(task)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        self._storage.close()
+        log.info("mongo.closed", connections_opened=self.stats.connections_opened)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_server", None) is not None and not self._closed:
+            _warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else (self.uri if self._address else "not started")
+        return f"<MongoStandIn {state}>"
+
+    # -- public state --------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the server listens on; ``ConfigurationError`` before :meth:`start`."""
+        if self._address is None:
+            raise ConfigurationError("MongoStandIn not started: await start() first")
+        return self._address
+
+    @property
+    def uri(self) -> str:
+        """``mongodb://HOST:PORT/``, without credentials."""
+        host, port = self.address
+        return f"mongodb://{f'[{host}]' if ':' in host else host}:{port}/"
+
+    @property
+    def users(self) -> dict[str, str]:
+        """The live IAM ARN -> database user map; edit it to (un)map roles."""
+        return self._dispatcher.users
+
+    @property
+    def storage(self) -> mongomock.MongoClient[dict[str, Any]]:
+        """The mongomock client holding the data (seed or inspect it on the server's loop)."""
+        return self._storage.client
+
+    @property
+    def open_cursors(self) -> int:
+        return len(self._storage.cursors)
+
+    def reject_auth(self, reject: bool = True) -> None:
+        """While set, every ``saslContinue`` fails with code 18 (reason ``rejected``)."""
+        self._dispatcher.reject_auth = reject
+
+    def drop_connections(self) -> int:
+        """Abort every open client connection (a network blip); return how many."""
+        writers = [w for w, _ in self._connections.values()]
+        for writer in writers:
+            writer.transport.abort()
+        return len(writers)
+
+    # -- per connection -------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._closed or task is None:
+            writer.transport.abort()
+            return
+        peer = writer.get_extra_info("peername")
+        conn = ConnectionState(next(self._conn_ids), f"{peer[0]}:{peer[1]}" if peer else "?")
+        self._connections[conn.id] = (writer, task)
+        self.stats.connections_opened += 1
+        self.stats.connections_open += 1
+        try:
+            await self._serve_connection(conn, reader, writer)
+        except WireProtocolError as exc:
+            self.stats.protocol_errors += 1
+            log.info("mongo.protocol_error", conn=conn.id, peer=conn.peer, error=str(exc))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client went away, or the server is closing
+        except Exception:
+            log.exception("mongo.connection_crashed", conn=conn.id)
+        finally:
+            self._connections.pop(conn.id, None)
+            self.stats.connections_open -= 1
+            writer.close()
+
+    async def _serve_connection(
+        self, conn: ConnectionState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            frame = await _read_frame(reader, self.max_message_size)
+            if frame is None:
+                return
+            request = parse_request(*frame)
+            reply = await self._apply_faults(request, reader)
+            if isinstance(reply, str):
+                return  # "drop"
+            if self.command_delay:
+                await asyncio.sleep(self.command_delay)
+            if reply is None:
+                reply = self._dispatcher.run(conn, request)
+            if request.more_to_come:
+                continue  # the client asked for no answer (w=0)
+            writer.write(self._encode(request, reply))
+            await writer.drain()
+
+    async def _apply_faults(
+        self, request: Request, reader: asyncio.StreamReader
+    ) -> dict[str, Any] | str | None:
+        """Run the faults for this command: None to proceed, an error reply, or "drop"."""
+        name = canonical_name(request)
+        for fault in self.faults.take("mongo", name):
+            self.stats.faults_fired[f"{name}:{fault.kind}"] += 1
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.delay)
+            elif fault.kind == "error":
+                return error_reply(fault.status, f"injected fault on {name}")
+            elif fault.kind == "throttle":
+                return error_reply(
+                    462,
+                    f"injected throttle on {name}",
+                    labels=("SystemOverloadedError", "RetryableError"),
+                )
+            elif fault.kind == "hang":
+                # Swallow whatever arrives until the client gives up and closes.
+                while await reader.read(65536):
+                    pass
+                return "drop"
+            else:
+                return "drop"
+        return None
+
+    def _encode(self, request: Request, reply: dict[str, Any]) -> bytes:
+        response_id = next(self._response_ids)
+        try:
+            return encode_reply(request, reply, response_id)
+        except Exception as exc:  # e.g. a document mongomock cannot round-trip
+            log.warning("mongo.reply_unencodable", error=type(exc).__name__)
+            return encode_reply(
+                request, error_reply(1, f"reply not encodable: {type(exc).__name__}"), response_id
+            )

@@ -1,0 +1,104 @@
+"""``python -m pool emulate`` as a new user runs it: start, point real software at it, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+pymongo_auth_aws = pytest.importorskip("pymongo_auth_aws")
+
+ENV_KEYS = {
+    "mongodb_uri",
+    "sts_endpoint",
+    "imds_endpoint",
+    "ecs_full_uri",
+    "ecs_auth_token",
+    "web_identity_token_file",
+    "role_arn",
+    "region",
+    "lambda_env",
+}
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"emulate exited early: {proc.communicate()}")
+        if path.exists() and path.stat().st_size > 0:
+            try:
+                return json.loads(path.read_text())  # type: ignore[no-any-return]
+            except json.JSONDecodeError:
+                pass  # still being written
+        time.sleep(0.05)
+    raise AssertionError("emulate did not write its JSON in time")
+
+
+@pytest.fixture
+def emulate(tmp_path: Path):  # type: ignore[no-untyped-def]
+    out = tmp_path / "emulate.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pool", "emulate", "--lifetime", "120", "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc, wait_for_file(out, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_emulate_json_and_clean_shutdown(emulate) -> None:  # type: ignore[no-untyped-def]
+    """The JSON has the documented keys; SIGINT stops the process with status 0."""
+    proc, info = emulate
+    assert ENV_KEYS <= set(info)
+    assert set(info["lambda_env"]) >= {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "export AWS_CONTAINER_CREDENTIALS_FULL_URI=" in stdout
+    assert "export AWS_WEB_IDENTITY_TOKEN_FILE=" in stdout
+    assert "export AWS_EC2_METADATA_SERVICE_ENDPOINT=" in stdout
+
+
+def test_pymongo_own_lookup_through_printed_variables(emulate, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PyMongo's built-in MONGODB-AWS lookup authenticates with what emulate printed (ECS)."""
+    _, info = emulate
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", info["ecs_full_uri"])
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", info["ecs_auth_token"])
+    pymongo_auth_aws.auth.set_cached_credentials(None)
+    uri = info["mongodb_uri"].rstrip("/") + "/?authMechanism=MONGODB-AWS"
+    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=10_000)  # type: ignore[type-arg]
+    try:
+        assert client.admin.command("ping")["ok"] == 1
+    finally:
+        client.close()
+        pymongo_auth_aws.auth.set_cached_credentials(None)
+
+    # And a wrong token is refused by the endpoint, so authentication fails.
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "not-the-token")
+    client = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    try:
+        with pytest.raises(OperationFailure):
+            client.admin.command("ping")
+    finally:
+        client.close()
+        pymongo_auth_aws.auth.set_cached_credentials(None)
