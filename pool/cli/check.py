@@ -1,0 +1,253 @@
+"""``python -m pool check``: does the whole path work in this deployment?
+
+Steps, each timed and explained when it fails: which credential source was
+detected and why; fetching credentials (expiry shown, never the secret); who
+AWS says these credentials are (STS ``GetCallerIdentity``: the IAM role ARN
+to map to a database user in Atlas); connecting, authenticating and pinging
+the MongoDB server. Exit status 0 only when every required step passed.
+
+With ``--emulated`` the stand-ins start in this process and the chosen
+source's standard variables point at them, so the command can be tried (and
+tested) with no AWS and no Atlas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SOURCES = {
+    "auto": None,
+    "env": "lambda",
+    "ecs": "ecs",
+    "ec2": "ec2",
+    "web-identity": "eks_irsa",
+    "pod-identity": "eks_pod_identity",
+}
+_ASSUMED = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--uri", help="MongoDB URI without credentials (default: $MONGODB_URI)")
+    p.add_argument("--source", choices=list(SOURCES), default="auto")
+    p.add_argument("--driver", choices=["pymongo", "motor"], default="pymongo")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument(
+        "--emulated",
+        action="store_true",
+        help="start the stand-ins and point the chosen source at them (--source auto: ecs)",
+    )
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC", help=argparse.SUPPRESS)
+
+
+def iam_role_arn(arn: str) -> str:
+    """``arn:aws:sts::A:assumed-role/R/S`` → ``arn:aws:iam::A:role/R``, the ARN Atlas maps."""
+    m = _ASSUMED.match(arn)
+    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else arn
+
+
+@dataclass
+class Report:
+    """Prints each step as it finishes; remembers whether a required one failed."""
+
+    failed: bool = False
+    lines: list[str] = field(default_factory=list)
+
+    def step(self, name: str, ok: bool | None, detail: str, fix: str = "") -> None:
+        mark = {True: "ok  ", False: "FAIL", None: "warn"}[ok]
+        line = f"  {mark}  {name:<14} {detail}"
+        if fix:
+            line += "\n" + "\n".join(f"{'':22}{part}" for part in fix.splitlines())
+        print(line, flush=True)
+        self.failed |= ok is False
+
+
+def _explain_fetch(exc: BaseException) -> str:
+    from ..errors import ConfigurationError, CredentialFetchError, NoCredentialsFoundError
+
+    if isinstance(exc, NoCredentialsFoundError):
+        return "Run with an IAM role (ECS task role, EKS IRSA/Pod Identity, EC2 instance profile)."
+    if isinstance(exc, ConfigurationError):
+        return "Fix the variable named above; see the README's environment table."
+    if isinstance(exc, CredentialFetchError):
+        kind = (
+            "temporary: retrying later may work"
+            if exc.retryable
+            else "permanent: retrying will not help"
+        )
+        return f"This failure is {kind}."
+    return "Unexpected error; rerun with -vv for the log."
+
+
+def _explain_auth(exc: BaseException, role: str | None) -> str:
+    from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+
+    if isinstance(exc, OperationFailure) and exc.code == 18:
+        role_text = role or "the IAM role these credentials belong to"
+        return (
+            "The server refused the credentials. Likely causes, most common first:\n"
+            f"1. {role_text} is not a database user: Atlas → Database Access → Add New\n"
+            "   Database User → AWS IAM → IAM Role, with that ARN.\n"
+            "2. This machine's clock is more than 15 minutes off: check NTP/chrony.\n"
+            "3. The credentials expired or were revoked between fetch and connect."
+        )
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return (
+            "The server did not answer. Check the URI's host, DNS, the Atlas IP access\n"
+            "list / VPC peering / PrivateLink, and outbound port 27017."
+        )
+    return "See the message above; rerun with -vv for the log."
+
+
+async def _identity(creds: Any, environ: Mapping[str, str], timeout: float) -> str:
+    import aioboto3
+    from botocore.config import Config
+
+    from ..sources._sts import sts_location
+
+    region, endpoint = sts_location(environ)
+    session = aioboto3.Session()
+    cfg = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    async with session.client(
+        "sts",
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        aws_session_token=creds.session_token,
+        config=cfg,
+    ) as sts:
+        answer = await sts.get_caller_identity()
+    return str(answer["Arn"])
+
+
+async def _connect(uri: str, creds: Any, driver: str, timeout: float) -> tuple[float, float]:
+    """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``."""
+    ms = int(timeout * 1000)
+    options = {**creds.client_options(), "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms}
+    if driver == "motor":
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        client: Any = AsyncIOMotorClient(uri, **options)
+    else:
+        from pymongo import AsyncMongoClient
+
+        client = AsyncMongoClient(uri, **options)
+    try:
+        t0 = time.perf_counter()
+        await client.admin.command("ping")  # hello + saslStart + saslContinue + ping
+        t1 = time.perf_counter()
+        await client.admin.command("ping")  # on the now-authenticated connection
+        t2 = time.perf_counter()
+    finally:
+        closed = client.close()
+        if closed is not None:  # AsyncMongoClient.close() is a coroutine, Motor's is not
+            await closed
+    return (t1 - t0) * 1000, (t2 - t1) * 1000
+
+
+async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str | None) -> Report:
+    from .._log import key_hint
+    from ..sources import ContainerSource, EnvironmentSource, InstanceMetadataSource
+    from ..sources import WebIdentitySource, aclose_source, from_environment
+
+    report = Report()
+    explicit: dict[str, Any] = {
+        "env": EnvironmentSource,
+        "ecs": ContainerSource,
+        "pod-identity": ContainerSource,
+        "ec2": InstanceMetadataSource,
+        "web-identity": WebIdentitySource,
+    }
+    try:
+        if args.source == "auto":
+            source = from_environment(environ)
+            why = "auto-detected in the MongoDB spec's order"
+        else:
+            source = explicit[args.source].from_env(environ)
+            why = f"--source {args.source}"
+    except Exception as exc:  # every failure here is reported, not raised
+        report.step("source", False, f"{type(exc).__name__}: {exc}", _explain_fetch(exc))
+        return report
+    report.step("source", True, f"{source.name} ({why})")
+    try:
+        t0 = time.perf_counter()
+        try:
+            creds = await source.fetch()
+        except Exception as exc:
+            report.step("fetch", False, f"{type(exc).__name__}: {exc}", _explain_fetch(exc))
+            return report
+        fetch_ms = (time.perf_counter() - t0) * 1000
+        left = creds.remaining()
+        expiry = (
+            "long-term key, no expiry"
+            if creds.expiration is None
+            else f"expires {creds.expiration:%Y-%m-%d %H:%M:%S}Z (in {left:.0f} s)"
+        )
+        report.step(
+            "fetch", True, f"{fetch_ms:.1f} ms, key {key_hint(creds.access_key_id)}, {expiry}"
+        )
+    finally:
+        await aclose_source(source)
+
+    role: str | None = None
+    try:
+        arn = await _identity(creds, environ, args.timeout)
+        role = iam_role_arn(arn)
+        report.step("identity", True, arn, f"Atlas database user to map: {role}")
+    except Exception as exc:
+        report.step(
+            "identity",
+            None,
+            f"STS GetCallerIdentity failed: {type(exc).__name__}: {exc}",
+            "Not fatal (Atlas calls STS itself), but the server will likely refuse the same\n"
+            "credentials; a VPC without STS access also explains this.",
+        )
+    if not uri:
+        report.step("connect", False, "no MongoDB URI", "Pass --uri or set MONGODB_URI.")
+        return report
+    try:
+        auth_ms, ping_ms = await _connect(uri, creds, args.driver, args.timeout)
+    except Exception as exc:
+        report.step("connect+auth", False, f"{type(exc).__name__}: {exc}", _explain_auth(exc, role))
+        return report
+    report.step("connect+auth", True, f"{auth_ms:.1f} ms (hello, saslStart, saslContinue, ping)")
+    report.step("ping", True, f"{ping_ms:.2f} ms on the authenticated connection")
+    return report
+
+
+async def _run(args: argparse.Namespace) -> int:
+    uri = args.uri or os.environ.get("MONGODB_URI")
+    if not args.emulated:
+        print(f"Checking {args.source} credentials → {uri or '(no URI)'} [{args.driver}]")
+        report = await _check(args, os.environ, uri)
+    else:
+        from ..standins.emulator import Emulator
+        from ..standins.faults import FaultInjector
+
+        faults = FaultInjector()
+        for spec in args.fault:
+            faults.add(spec)
+        async with Emulator(faults=faults) as emulator:
+            env_name = SOURCES[args.source] or "ecs"
+            environ = {**emulator.env_for(env_name), "AWS_ENDPOINT_URL_STS": emulator.aws.sts_url}
+            uri = uri or emulator.mongodb_uri
+            print(f"Checking {env_name} on the stand-ins → {uri} [{args.driver}]")
+            report = await _check(args, environ, uri)
+    print("all good" if not report.failed else "FAILED: see above", flush=True)
+    return 1 if report.failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    if args.timeout <= 0:
+        print("error: --timeout must be positive", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args))

@@ -1,0 +1,64 @@
+"""``python -m pool check --emulated``: the whole path, and failures explained with a fix."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pool", "check", "--emulated", "--timeout", "5", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "driver"),
+    [("auto", "pymongo"), ("web-identity", "motor"), ("pod-identity", "pymongo")],
+)
+def test_check_passes_end_to_end(source: str, driver: str) -> None:
+    """Detect, fetch, identity, connect+auth and ping all pass; exit status 0."""
+    done = check("--source", source, "--driver", driver)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for step in ("source", "fetch", "identity", "connect+auth", "ping"):
+        assert f"ok    {step}" in done.stdout
+    assert "arn:aws:iam::123456789012:role/standin-app" in done.stdout
+    assert "all good" in done.stdout
+
+
+def test_check_explains_a_refused_fetch() -> None:
+    """A credential endpoint that refuses: exit 1, the endpoint named, the fix given."""
+    done = check("--source", "ecs", "--fault", "ecs:error=403")
+    assert done.returncode == 1
+    assert "FAIL  fetch" in done.stdout and "AWS_CONTAINER_AUTHORIZATION_TOKEN" in done.stdout
+    assert "connect+auth" not in done.stdout
+
+
+def test_check_explains_an_authentication_failure() -> None:
+    """The server refusing the credentials: exit 1 and the Atlas role mapping named first."""
+    done = check("--source", "ec2", "--fault", "mongo:saslContinue:error=18")
+    assert done.returncode == 1
+    assert "FAIL  connect+auth" in done.stdout
+    assert "is not a database user" in done.stdout and "NTP" in done.stdout
+
+
+def test_check_never_prints_secrets() -> None:
+    """No secret key or session token in check's output, even with -vv."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pool", "-vv", "check", "--emulated", "--source", "env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout + done.stderr
+    # The stand-in's Lambda credentials have a 40-char secret and an IQoJ… token.
+    assert "IQoJb3JpZ2lu" not in text
+    # A secret access key is 40 chars of base64 alphabet; nothing like it may appear.
+    assert not re.search(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", text)
