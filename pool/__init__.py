@@ -4,8 +4,9 @@ Importing this package imports neither boto3, botocore nor aiobotocore: the
 Lambda cold-start path (environment variables) must stay cheap.
 """
 
-from . import sources
+from . import sources as sources
 from .cache import CredentialCache, Subscription
+from .client_pool import ClientPool
 from .credentials import Credentials
 from .errors import (
     AuthenticationError,
@@ -24,10 +25,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "ClientPool",
     "ConfigurationError",
+    "CredentialCache",
     "CredentialError",
     "CredentialFetchError",
-    "CredentialCache",
     "Credentials",
     "CredentialsExpiredError",
     "InvariantError",

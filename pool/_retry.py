@@ -1,0 +1,38 @@
+"""The retry policy of :meth:`pool.ClientPool.run`: which failures get one more try.
+
+Every failure retried here happened before the server ran the failing
+command: the credentials were refused while a new connection opened (code
+18), the pool was paused by such a refusal, or the client had been closed
+(a lease dropped at its drain deadline). Retrying a single operation is then
+safe, writes included; a function doing several writes is not, hence
+``run(..., retry=False)``.
+"""
+
+from __future__ import annotations
+
+from ._log import key_hint
+from ._rotation import Gen
+from .drivers import is_auth_failure, is_client_closed, is_pool_paused
+from .errors import AuthenticationError
+from .generation import State
+
+__all__ = ["auth_error", "retry_worthy"]
+
+
+def retry_worthy(gen: Gen, exc: Exception) -> bool:
+    """True when ``exc``, raised by an operation on ``gen``, is worth one retry elsewhere."""
+    if is_auth_failure(exc) or is_client_closed(exc) or gen.state is State.CLOSED:
+        return True
+    # After an auth failure PyMongo pauses the client's pool; checkouts then
+    # fail before sending anything, for the same reason.
+    return gen.auth_failure_reported and is_pool_paused(exc)
+
+
+def auth_error(gen: Gen | None) -> AuthenticationError:
+    """The error :meth:`pool.ClientPool.run` raises when refused credentials remain."""
+    key = "-" if gen is None else key_hint(gen.credentials.access_key_id)
+    return AuthenticationError(
+        f"MongoDB refused the AWS credentials {key} (AuthenticationFailed, code 18) and no "
+        "newer client was ready in time; the pool invalidated them. Check that the IAM role "
+        "is mapped to a database user (Atlas: Database Access, AWS IAM)."
+    )

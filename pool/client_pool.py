@@ -1,0 +1,394 @@
+"""``ClientPool``: one warmed MongoDB client per AWS credential set, swapped without dropping work.
+
+A MONGODB-AWS connection is authenticated once, when it opens; when its
+credentials expire it keeps working, but every *new* connection fails. So the
+pool builds one driver client per credential set (a *generation*), warms it
+(connections opened and authenticated, a ping) before moving traffic to it,
+and closes the previous client only when the last piece of work leased on it
+has finished: ``close()`` on either driver would otherwise fail operations
+waiting for a connection and cursors at their next ``getMore``, and a session
+only works on the client that started it.
+
+Concurrency model: all bookkeeping is :class:`pool.generation.GenerationBook`,
+synchronous and atomic on the event loop; clients are built, warmed and
+closed outside it, closing shielded from cancellation. Three background tasks
+run while the pool is open: one follows the cache's subscription, one
+rotates (build, warm, swap; backoff on failure), one closes draining
+generations at their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+
+from ._log import get_logger, key_hint
+from ._retry import auth_error, retry_worthy
+from ._rotation import Gen, Rotator
+from .cache import CredentialCache
+from .drivers import (
+    DriverClient,
+    check_client_options,
+    get_driver,
+    is_auth_failure,
+)
+from .errors import ConfigurationError, PoolClosedError
+from .generation import GenerationBook
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+
+__all__ = ["ClientPool"]
+
+ClientT = TypeVar("ClientT")
+T = TypeVar("T")
+
+_log = get_logger("pool.client_pool")
+
+DEFAULT_WARM_CONNECTIONS = 4
+_USERINFO = re.compile(r"^[a-z+]+://[^/?#]*@", re.IGNORECASE)
+
+
+class ClientPool(Generic[ClientT]):
+    """Hands out the current driver client; rotates it when the credentials rotate.
+
+    ``credentials`` is a :class:`pool.CredentialCache` (which must stay open
+    while the pool is; the pool never closes it) or a credential source (then
+    the pool creates, opens and closes a cache, and the cache closes the
+    source). ``driver`` picks PyMongo's ``AsyncMongoClient`` or Motor's
+    ``AsyncIOMotorClient``; ``client_options`` go to every client, except the
+    credential options, which come from the cache as keyword options and
+    never through the URI.
+
+    ``warm_connections`` connections are opened and authenticated on each new
+    client before it takes traffic; it is also the client's ``minPoolSize``
+    (or the ``minPoolSize`` keyword option, when larger; one in the URI is
+    overridden), so set it near your steady concurrency. Should the serving
+    client's credentials come close to expiry while the next one warms, the
+    swap happens as soon as the next one has authenticated a connection.
+    ``drain_timeout`` bounds how long a replaced client waits for its leases
+    (default: until shortly before its credentials expire). ``warmup_timeout``
+    bounds one warm-up and how long :meth:`run` waits for a newer client;
+    ``close_timeout`` how long :meth:`aclose` waits for leases.
+
+    Use it as ``async with ClientPool(...) as cp:``; event-loop only.
+    """
+
+    @overload
+    def __init__(
+        self: ClientPool[AsyncMongoClient[dict[str, Any]]],
+        uri: str,
+        *,
+        credentials: Any,
+        driver: Literal["pymongo"] = "pymongo",
+        warm_connections: int = DEFAULT_WARM_CONNECTIONS,
+        drain_timeout: float | None = None,
+        warmup_timeout: float = 30.0,
+        close_timeout: float = 10.0,
+        **client_options: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: ClientPool[Any],
+        uri: str,
+        *,
+        credentials: Any,
+        driver: Literal["motor"],
+        warm_connections: int = DEFAULT_WARM_CONNECTIONS,
+        drain_timeout: float | None = None,
+        warmup_timeout: float = 30.0,
+        close_timeout: float = 10.0,
+        **client_options: Any,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        credentials: Any,
+        driver: Literal["motor", "pymongo"] = "pymongo",
+        warm_connections: int = DEFAULT_WARM_CONNECTIONS,
+        drain_timeout: float | None = None,
+        warmup_timeout: float = 30.0,
+        close_timeout: float = 10.0,
+        **client_options: Any,
+    ) -> None:
+        _check_settings(uri, warm_connections, drain_timeout, warmup_timeout, close_timeout)
+        check_client_options(client_options)
+        if isinstance(credentials, CredentialCache):
+            self._cache, self._owns_cache = credentials, False
+        elif callable(getattr(credentials, "fetch", None)):
+            self._cache, self._owns_cache = CredentialCache(credentials, owns_source=True), True
+        else:
+            raise ConfigurationError(
+                "credentials must be a pool.CredentialCache or a credential source "
+                f"(an object with `async def fetch()`), not {type(credentials).__name__}"
+            )
+        self._warmup_timeout = warmup_timeout
+        self._close_timeout = close_timeout
+        self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
+        self._rot = Rotator(
+            uri=uri,
+            driver=get_driver(driver),
+            options=client_options,
+            warm_connections=warm_connections,
+            warmup_timeout=warmup_timeout,
+            book=self._book,
+        )
+        self._state = "new"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed_event = asyncio.Event()
+        self._finisher: asyncio.Task[None] | None = None
+        self._retries = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Fetch credentials, build and warm the first client, start the background tasks.
+
+        Raises :class:`pool.WarmupError` when the first client cannot be
+        warmed (there is no older one to fall back on), or the cache's
+        :class:`pool.CredentialError`; everything started is closed again.
+        """
+        if self._state != "new":
+            raise PoolClosedError("ClientPool.start() was already called; create a new pool")
+        self._state = "starting"
+        try:
+            if self._owns_cache:
+                await self._cache.__aenter__()
+            await self._rot.rotate_to(await self._cache.get())
+            loop = asyncio.get_running_loop()
+            for name, coro in (
+                ("follow", self._rot.follow(self._cache.subscribe())),
+                ("rotate", self._rot.rotate_forever()),
+                ("expire", self._rot.expire_forever()),
+            ):
+                self._tasks.append(loop.create_task(coro, name=f"ClientPool.{name}"))
+            self._state = "open"
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop rotating, let leases finish (up to ``close_timeout``), close every client.
+
+        Idempotent and safe to call concurrently; cancelling it closes
+        everything at once (leases still open are counted as dropped). Closes
+        the cache only when the pool created it.
+        """
+        if self._state in ("closing", "closed"):
+            await self._closed_event.wait()
+            return
+        self._state = "closing"
+        try:
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.shield(asyncio.wait(tasks))
+            now = time.monotonic()
+            await self._rot.close_gens(self._book.close(now, self._close_timeout))
+            await self._rot.wait_idle(now + self._close_timeout)
+        finally:
+            # Kept referenced: the loop holds tasks weakly, and a cancelled
+            # caller stops awaiting this one while it still runs.
+            self._finisher = asyncio.get_running_loop().create_task(self._finish_close())
+            await asyncio.shield(self._finisher)
+
+    async def _finish_close(self) -> None:
+        try:
+            await self._rot.close_gens(self._rot.expire(math.inf))
+            await self._rot.wait_closers()
+            if self._owns_cache:
+                await self._cache.aclose()
+        finally:
+            self._state = "closed"
+            self._closed_event.set()
+
+    @property
+    def cache(self) -> CredentialCache:
+        """The credential cache the pool follows; ``await cp.cache.refresh()`` rotates now."""
+        return self._cache
+
+    def __repr__(self) -> str:
+        current = self._book.current
+        number = None if current is None else current.number
+        return f"<ClientPool {self._rot.driver.name} {self._state} generation={number}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_state", "new") in ("starting", "open"):
+            _warn(
+                "ClientPool was never closed: use `async with` or await aclose()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    # -- leasing -----------------------------------------------------------
+
+    def client(self) -> AbstractAsyncContextManager[ClientT]:
+        """``async with cp.client() as client:`` leases the current driver client.
+
+        The client stays open until the block ends, whatever rotates
+        meanwhile: run cursors, sessions, transactions and change streams
+        inside the block. Cancelling the holder releases the lease. Raises
+        :class:`pool.PoolClosedError` when the pool is not open. An
+        authentication failure (code 18) escaping the block invalidates that
+        client's credentials in the cache, once per credential set.
+        """
+        return self._client_cm()
+
+    @asynccontextmanager
+    async def _client_cm(self) -> AsyncIterator[ClientT]:
+        async with self._lease() as gen:
+            yield gen.handle.client
+
+    @asynccontextmanager
+    async def _lease(self) -> AsyncIterator[Gen]:
+        lease = self._book.acquire()
+        try:
+            yield lease.generation
+        except BaseException as exc:
+            self._report(lease.generation, exc)
+            raise
+        finally:
+            # Released synchronously first: a cancelled holder never keeps it.
+            await self._rot.close_gens(self._book.release(lease))
+
+    async def run(self, fn: Callable[[ClientT], Awaitable[T]], *, retry: bool = True) -> T:
+        """``await cp.run(lambda c: c.db.coll.find_one(...))``: one operation, retried right.
+
+        When ``fn`` fails because its client's credentials were refused (code
+        18, or the "connection pool paused" that follows one) or its client
+        was closed under it (a lease dropped at the drain deadline), ``fn`` is
+        called once more on a newer client, waiting up to ``warmup_timeout``
+        for one. These failures happen before the server ran the failing
+        command, so the retry is safe for a single operation, reads and
+        writes alike. Pass ``retry=False`` when ``fn`` performs more
+        than one write and must not be repeated. Other errors pass through
+        unchanged; an authentication failure that remains is raised as
+        :class:`pool.AuthenticationError` (the driver's error as cause).
+        """
+        first: Gen | None = None
+        try:
+            async with self._lease() as gen:
+                first = gen
+                return await fn(gen.handle.client)
+        except Exception as exc:
+            if first is None or not retry or not retry_worthy(first, exc):
+                if is_auth_failure(exc):
+                    raise auth_error(first) from exc
+                raise
+            failure = exc
+        self._retries += 1
+        _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
+        if not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
+            if self._book.closed:
+                raise PoolClosedError("the ClientPool closed while run() waited") from failure
+            if is_auth_failure(failure):
+                raise auth_error(first) from failure
+            raise failure
+        second: Gen | None = None
+        try:
+            async with self._lease() as gen:
+                second = gen
+                return await fn(gen.handle.client)
+        except Exception as exc:
+            if is_auth_failure(exc):
+                raise auth_error(second) from exc
+            raise
+
+    def _report(self, gen: Gen, exc: BaseException) -> None:
+        """Invalidate ``gen``'s credentials once when ``exc`` holds an auth failure."""
+        if isinstance(exc, BaseExceptionGroup):
+            found = exc.split(is_auth_failure)[0] is not None
+        else:
+            found = is_auth_failure(exc)
+        if found and self._book.note_auth_failure(gen):
+            _log.warning(
+                "pool.auth_failed",
+                generation=gen.number,
+                key=key_hint(gen.credentials.access_key_id),
+            )
+            self._cache.invalidate(gen.credentials)
+
+    # -- status ------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot for readiness probes and dashboards; never a secret.
+
+        ``ready`` is true while a client is serving; ``generation`` is its
+        number (failed warm-ups use numbers too); ``leases`` counts leases per
+        generation; ``draining`` lists the replaced generations still open;
+        ``dropped_leases``, ``rotations``, ``run_retries`` and
+        ``partial_warmups`` count since start; ``credentials.remaining_s`` counts down to the
+        serving client's credential expiry; ``last_warmup_error`` and
+        ``last_refresh_error`` say what went wrong last.
+        """
+        now = time.monotonic()
+        book = self._book.status(now)
+        conns = {g.number: g.handle.monitor.snapshot() for g in self._book.generations}
+        for entry in book["generations"]:
+            entry["connections"] = conns.get(entry["number"])
+        current = self._book.current
+        creds = None if current is None else current.credentials
+        remaining = None if creds is None else creds.remaining(now)
+        cache = self._cache.status()
+        return {
+            "ready": self._state == "open" and current is not None,
+            "state": self._state,
+            "driver": self._rot.driver.name,
+            **book,
+            "credentials": None
+            if creds is None
+            else {
+                "key": key_hint(creds.access_key_id),
+                "source": creds.source,
+                "remaining_s": None if remaining is None else round(remaining, 3),
+            },
+            "run_retries": self._retries,
+            **self._rot.error_status(now),
+            "last_refresh_error": cache.get("last_error"),
+            "cache": cache,
+        }
+
+
+def _check_settings(
+    uri: str,
+    warm: int,
+    drain_timeout: float | None,
+    warmup_timeout: float,
+    close_timeout: float,
+) -> None:
+    if not isinstance(uri, str) or "://" not in uri:
+        raise ConfigurationError("uri must be a mongodb:// or mongodb+srv:// connection string")
+    if _USERINFO.match(uri):
+        raise ConfigurationError(
+            "the URI carries a user name or password; remove it: the pool passes the AWS "
+            "credentials to the driver as keyword options"
+        )
+    if not isinstance(warm, int) or warm < 0:
+        raise ConfigurationError("warm_connections must be an integer >= 0")
+    if drain_timeout is not None and drain_timeout < 0:
+        raise ConfigurationError("drain_timeout must be >= 0 seconds, or None")
+    if warmup_timeout <= 0 or close_timeout < 0:
+        raise ConfigurationError("warmup_timeout must be > 0 and close_timeout >= 0 seconds")

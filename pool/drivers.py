@@ -1,0 +1,362 @@
+"""One small interface over PyMongo's ``AsyncMongoClient`` and Motor.
+
+The pool needs four things from a driver: build a client from a URI, a
+credential supplier and the user's options; warm it (open and authenticate
+connections ahead of traffic); close it; and tell what an error means
+(authentication refused, client closed). Everything driver-specific lives
+here, so :mod:`pool.client_pool` never imports PyMongo or Motor.
+
+How warm-up works, and why this way. PyMongo opens connections lazily and at
+most ``maxConnecting`` (default 2) at a time, and a burst of concurrent
+operations mostly queues for the connections already open, so N concurrent
+pings do not leave N connections behind. The driver's own mechanism for
+"keep N authenticated connections ready" is ``minPoolSize``: its periodic
+task (``_process_periodic_tasks``, every second) fills the pool up to it.
+So each client is built with ``minPoolSize = max(user's minPoolSize,
+warm_connections)``; warm-up pings once (which connects, selects the
+server and authenticates the first connection, so a refused credential
+fails fast with code 18), then runs the driver's pool-filling step at once,
+``maxConnecting`` copies in parallel, instead of waiting for the next
+periodic tick; and it waits until a CMAP listener has seen the connections
+become ready. ``_process_periodic_tasks`` is private; if a PyMongo release
+drops it, warm-up falls back to waiting for the periodic task, which does
+the same within about a second.
+
+Motor caveat: Motor runs every client's I/O on one process-wide thread pool
+(``MOTOR_MAX_WORKERS``, default CPU count x 5). Building, filling and closing
+a Motor client here run on anyio's worker threads instead, so a rotation
+takes at most one of Motor's threads (for the ping) away from traffic.
+
+Future provider-callback mode: clients receive credentials through a
+:class:`CredentialSupplier`, not raw strings. Drivers that accept an AWS
+credential *callback* (Node >= 6.15 ``AWS_CREDENTIAL_PROVIDER``; the spec now
+requires it) would get a supplier whose ``client_options()`` returns that
+callback, and the pool would then keep a single generation instead of
+rotating clients. Nothing else here would change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio.to_thread
+from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+
+from ._log import get_logger
+from ._monitor import ConnectionMonitor
+from .errors import ConfigurationError, WarmupError
+
+__all__ = [
+    "AUTH_FAILED",
+    "ConnectionMonitor",
+    "CredentialSupplier",
+    "Driver",
+    "DriverClient",
+    "DriverName",
+    "MotorDriver",
+    "PyMongoDriver",
+    "check_client_options",
+    "get_driver",
+    "is_auth_failure",
+    "is_client_closed",
+    "is_pool_paused",
+    "live_clients",
+]
+
+DriverName = Literal["motor", "pymongo"]
+
+AUTH_FAILED = 18  # mongod's code for every failed authentication ("AuthenticationFailed")
+
+_log = get_logger(__name__)
+
+# Options the pool owns: credentials come from the supplier, never from the user.
+_RESERVED = {"username", "password", "authmechanism", "authmechanismproperties", "authsource"}
+_POLL = 0.02  # seconds between checks of the connection count while filling
+
+
+class CredentialSupplier(Protocol):
+    """What a driver adapter needs from credentials: driver keyword options.
+
+    :class:`pool.Credentials` is one (explicit ``username``/``password``/
+    ``authMechanismProperties``). A future supplier may return a credential
+    callback instead; see the module docstring.
+    """
+
+    def client_options(self) -> dict[str, Any]: ...
+
+
+@dataclass(eq=False)
+class DriverClient:
+    """One driver client object plus what the pool tracks about it."""
+
+    client: Any
+    driver: DriverName
+    monitor: ConnectionMonitor = field(repr=False)
+    closing: bool = False  # close() started
+    closed: bool = False  # close() returned
+
+
+_live: set[int] = set()  # ids of DriverClients built and not yet closed (leak checks)
+
+
+def live_clients() -> int:
+    """How many clients the adapters built and have not closed yet, process-wide."""
+    return len(_live)
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """True when the server refused the credentials (``OperationFailure`` code 18).
+
+    MONGODB-AWS has no re-authentication, so this only happens while opening
+    a new connection, before the operation's own command was sent.
+    """
+    return isinstance(exc, OperationFailure) and exc.code == AUTH_FAILED
+
+
+def is_client_closed(exc: BaseException) -> bool:
+    """True when the operation failed because its client had been closed.
+
+    PyMongo raises ``InvalidOperation("Cannot use ... after close")``, or its
+    internal ``_PoolClosedError`` when a pool closed under a waiting checkout.
+    """
+    if isinstance(exc, InvalidOperation) and "after close" in str(exc):
+        return True
+    return isinstance(exc, PyMongoError) and type(exc).__name__ == "_PoolClosedError"
+
+
+def check_client_options(options: Mapping[str, Any]) -> None:
+    """Refuse the credential options: the pool sets them from the cache."""
+    reserved = sorted(k for k in options if k.lower() in _RESERVED)
+    if reserved:
+        raise ConfigurationError(
+            f"client option(s) {reserved} are set by the pool from the AWS credentials; "
+            "remove them from the ClientPool(...) keyword arguments"
+        )
+
+
+def is_pool_paused(exc: BaseException) -> bool:
+    """True for PyMongo's ``AutoReconnect("connection pool paused")``.
+
+    Raised at checkout, before anything is sent, while the driver waits to
+    re-check a server; after an authentication failure it is a symptom of it.
+    """
+    return isinstance(exc, AutoReconnect) and "connection pool paused" in str(exc)
+
+
+def _client_kwargs(
+    supplier: CredentialSupplier,
+    options: Mapping[str, Any],
+    warm_connections: int,
+    monitor: ConnectionMonitor,
+) -> dict[str, Any]:
+    check_client_options(options)
+    kwargs = dict(options)
+    listeners = list(kwargs.pop("event_listeners", None) or [])
+    kwargs["event_listeners"] = [*listeners, monitor]
+    # PyMongo's option names are case-insensitive.
+    user_min = [int(kwargs.pop(k) or 0) for k in list(kwargs) if k.lower() == "minpoolsize"]
+    kwargs["minPoolSize"] = max([warm_connections, *user_min])
+    kwargs.update(supplier.client_options())
+    return kwargs
+
+
+def _warmup_error(driver: str, exc: BaseException) -> WarmupError:
+    if is_auth_failure(exc):
+        return WarmupError(
+            f"{driver}: the server refused the new AWS credentials (AuthenticationFailed, "
+            "code 18); the current client keeps serving. Check that the IAM role is mapped "
+            "to a database user and that the server trusts this STS region."
+        )
+    if isinstance(exc, TimeoutError):
+        return WarmupError(
+            f"{driver}: warm-up did not finish in time; the current client keeps serving. "
+            "Raise warmup_timeout or lower warm_connections if the server is slow."
+        )
+    return WarmupError(
+        f"{driver}: warm-up failed with {type(exc).__name__}: {str(exc)[:200]}; "
+        "the current client keeps serving"
+    )
+
+
+class Driver:
+    """Shared warm-up/close logic; subclasses supply the driver calls."""
+
+    name: DriverName
+
+    def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def _make(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        return self._new_client(uri, kwargs)
+
+    async def _ping(self, client: Any) -> None:
+        await client.admin.command("ping")
+
+    async def _fill_once(self, client: Any) -> None:
+        raise NotImplementedError
+
+    async def _close(self, client: Any) -> None:
+        raise NotImplementedError
+
+    async def build(
+        self,
+        uri: str,
+        supplier: CredentialSupplier,
+        options: Mapping[str, Any],
+        *,
+        warm_connections: int = 0,
+    ) -> DriverClient:
+        """A new, unconnected client for ``supplier``'s credentials.
+
+        Raises :class:`pool.ConfigurationError` for options the driver rejects.
+        """
+        monitor = ConnectionMonitor()
+        kwargs = _client_kwargs(supplier, options, warm_connections, monitor)
+        try:
+            client = await self._make(uri, kwargs)
+        except (PyMongoConfigurationError, TypeError, ValueError) as exc:
+            # Not chained: PyMongo's message may echo option values.
+            raise ConfigurationError(
+                f"{self.name} refused the client options: {type(exc).__name__}; "
+                "check the URI and the ClientPool keyword arguments"
+            ) from None
+        handle = DriverClient(client=client, driver=self.name, monitor=monitor)
+        _live.add(id(handle))
+        return handle
+
+    async def warm(
+        self,
+        handle: DriverClient,
+        connections: int,
+        *,
+        within: float,
+        fill_until: float | None = None,
+    ) -> bool:
+        """Connect, ping (authenticating one connection), then open up to ``connections``.
+
+        Returns True when all ``connections`` are ready, False when filling
+        stopped at ``fill_until`` (a :func:`time.monotonic` reading) with fewer:
+        the caller needs the client sooner than a full warm-up allows. Raises
+        :class:`pool.WarmupError` (the driver's error as ``__cause__``) when the
+        ping fails or after ``within`` seconds. Cancellable; the caller closes
+        the client on failure.
+        """
+        try:
+            async with asyncio.timeout(within):
+                await self._ping(handle.client)
+                if fill_until is None:
+                    await self._fill(handle, connections)
+                    return True
+                try:
+                    async with asyncio.timeout_at(_loop_time(fill_until)):
+                        await self._fill(handle, connections)
+                    return True
+                except TimeoutError:
+                    return False
+        except PyMongoError as exc:
+            raise _warmup_error(self.name, exc) from exc
+        except TimeoutError as exc:
+            raise _warmup_error(self.name, exc) from exc
+
+    async def _fill(self, handle: DriverClient, target: int) -> None:
+        parallel = max(1, int(handle.client.options.pool_options.max_connecting))
+        while handle.monitor.ready < target:
+            before = handle.monitor.ready
+            await asyncio.gather(*(self._fill_once(handle.client) for _ in range(parallel)))
+            if handle.monitor.ready <= before:
+                # Another filler (the driver's periodic task) held the
+                # maxConnecting slots, or the step is unavailable: let it run.
+                await asyncio.sleep(_POLL)
+
+    async def close(self, handle: DriverClient) -> None:
+        """Close the client (idempotent). Does not wait for operations in flight.
+
+        Callers shield this from cancellation; errors are logged, not raised,
+        because a close that fails must not stop the others.
+        """
+        if handle.closing:
+            return
+        handle.closing = True
+        try:
+            await self._close(handle.client)
+        except Exception as exc:  # the client is unusable either way
+            _log.warning("client_close_failed", driver=self.name, error=type(exc).__name__)
+        finally:
+            handle.closed = True
+            _live.discard(id(handle))
+
+
+class PyMongoDriver(Driver):
+    """PyMongo's native asyncio client, ``pymongo.AsyncMongoClient``."""
+
+    name: DriverName = "pymongo"
+
+    def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        from pymongo import AsyncMongoClient
+
+        return AsyncMongoClient(uri, **kwargs)
+
+    async def _ping(self, client: Any) -> None:
+        await client.aconnect()
+        await client.admin.command("ping")
+
+    async def _fill_once(self, client: Any) -> None:
+        step = getattr(client, "_process_periodic_tasks", None)
+        if step is None:
+            await asyncio.sleep(_POLL)
+            return
+        await step()
+
+    async def _close(self, client: Any) -> None:
+        await client.close()
+
+
+class MotorDriver(Driver):
+    """Motor's ``AsyncIOMotorClient`` (a PyMongo ``MongoClient`` run on threads).
+
+    Its blocking parts (construction, which may resolve SRV records; filling
+    the pool; ``close()``, which sends ``endSessions``) run on anyio worker
+    threads, never on the event loop nor on Motor's shared executor.
+    """
+
+    name: DriverName = "motor"
+
+    def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        return AsyncIOMotorClient(uri, **kwargs)
+
+    async def _make(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        kwargs = {**kwargs, "io_loop": asyncio.get_running_loop()}
+        return await anyio.to_thread.run_sync(self._new_client, uri, kwargs)
+
+    async def _fill_once(self, client: Any) -> None:
+        step = getattr(client.delegate, "_process_periodic_tasks", None)
+        if step is None:
+            await asyncio.sleep(_POLL)
+            return
+        await anyio.to_thread.run_sync(step)
+
+    async def _close(self, client: Any) -> None:
+        await anyio.to_thread.run_sync(client.close)
+
+
+def _loop_time(monotonic: float) -> float:
+    """A :func:`time.monotonic` reading on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (monotonic - time.monotonic())
+
+
+_DRIVERS: dict[str, type[Driver]] = {"pymongo": PyMongoDriver, "motor": MotorDriver}
+
+
+def get_driver(name: str) -> Driver:
+    """The adapter for ``"pymongo"`` or ``"motor"``."""
+    try:
+        return _DRIVERS[name]()
+    except KeyError:
+        raise ConfigurationError(f"driver must be 'pymongo' or 'motor', not {name!r}") from None

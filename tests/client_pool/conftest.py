@@ -1,0 +1,49 @@
+"""Fixtures for the client pool tests: the MongoDB stand-in, a minting source, both drivers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from pool_helpers import MintingSource
+
+from pool.cache import CredentialCache
+from pool.standins.authority import CredentialAuthority
+from pool.standins.mongo.server import MongoStandIn
+from pool.standins.threaded import ThreadedStandIns
+
+
+@pytest.fixture(params=["pymongo", "motor"])
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every pool test runs on PyMongo's async client and on Motor."""
+    return str(request.param)
+
+
+@pytest.fixture
+def authority() -> CredentialAuthority:
+    return CredentialAuthority(default_lifetime=30.0)
+
+
+@pytest.fixture
+async def mongo(authority: CredentialAuthority) -> AsyncIterator[MongoStandIn]:
+    async with MongoStandIn(authority) as server:
+        yield server
+
+
+@pytest.fixture
+async def threaded_mongo(authority: CredentialAuthority) -> AsyncIterator[MongoStandIn]:
+    """The stand-in on its own thread and loop, as a real server would be: load tests
+    then measure the client's loop, not the server's work queued on it."""
+    async with ThreadedStandIns(lambda: MongoStandIn(authority), name="mongo") as group:
+        yield group.value
+
+
+@pytest.fixture
+def source(authority: CredentialAuthority) -> MintingSource:
+    return MintingSource(authority)
+
+
+@pytest.fixture
+async def cache(source: MintingSource) -> AsyncIterator[CredentialCache]:
+    async with CredentialCache(source) as c:
+        yield c

@@ -1,0 +1,134 @@
+"""Helpers for the client pool tests (imported by name: a module called ``conftest``
+is ambiguous when several test folders have one)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pool import ClientPool
+from pool.cache import CredentialCache
+from pool.credentials import Credentials
+from pool.standins.authority import CredentialAuthority
+from pool.standins.mongo.server import MongoStandIn
+
+# Short driver timeouts keep a failing test quick instead of hanging on 30 s defaults.
+FAST = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
+
+
+class MintingSource:
+    """A credential source minting a fresh set from the authority on every fetch.
+
+    ``lifetime`` is in seconds (real time: the stand-in checks expiry on the
+    wall clock). ``minted`` keeps every set handed out, so tests can look for
+    secrets in logs and statuses. ``closed`` records ``aclose()``.
+    """
+
+    name = "test"
+
+    def __init__(self, authority: CredentialAuthority, lifetime: float = 30.0) -> None:
+        self.authority = authority
+        self.lifetime = lifetime
+        self.fetches = 0
+        self.minted: list[Credentials] = []
+        self.closed = False
+
+    async def fetch(self) -> Credentials:
+        self.fetches += 1
+        issued = self.authority.mint(lifetime=self.lifetime)
+        creds = Credentials(
+            access_key_id=issued.access_key_id,
+            secret_access_key=issued.secret_access_key,
+            session_token=issued.session_token,
+            expiration=issued.expiration,
+            source="test",
+        )
+        self.minted.append(creds)
+        return creds
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def secrets(self) -> list[str]:
+        out: list[str] = []
+        for c in self.minted:
+            out.append(c.secret_access_key)
+            if c.session_token:
+                out.append(c.session_token)
+        return out
+
+
+def make_pool(mongo: MongoStandIn, cache: Any, driver: str, **kwargs: Any) -> ClientPool[Any]:
+    """A pool on the stand-in with short driver timeouts."""
+    return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})  # type: ignore[call-overload, no-any-return]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for a condition the code under test brings about asynchronously.
+
+    Polls on the event loop; the timeout only turns a hang into a failure.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+async def rotate(cp: ClientPool[Any], cache: CredentialCache) -> int:
+    """Force one rotation (new credentials from the source) and wait for the swap."""
+    before = cp.status()["generation"]
+    await cache.refresh()
+    await until(lambda: (cp.status()["generation"] or 0) > before)
+    return int(cp.status()["generation"])
+
+
+async def start_session(client: Any) -> Any:
+    """``client.start_session()`` on either driver (Motor's is a coroutine)."""
+    session = client.start_session()
+    if inspect.isawaitable(session):
+        session = await session
+    return session
+
+
+def pymongo_threads() -> set[threading.Thread]:
+    """PyMongo's background threads (Motor's clients' monitors and periodic tasks)."""
+    return {t for t in threading.enumerate() if t.name.startswith("pymongo_")}
+
+
+def load_example(name: str) -> Any:
+    """Import ``examples/<name>.py`` as a fresh module (examples are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with a real uvicorn server on 127.0.0.1, any free port; yield its URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started or task.done())
+        if task.done():
+            task.result()  # startup failed: raise its error
+            raise AssertionError("uvicorn stopped during startup")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,125 @@
+"""The driver adapters: build, warm (N authenticated connections), close, error classes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pool_helpers import FAST, MintingSource
+from pymongo import monitoring
+from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
+
+from pool.drivers import (
+    check_client_options,
+    get_driver,
+    is_auth_failure,
+    is_client_closed,
+    is_pool_paused,
+    live_clients,
+)
+from pool.errors import ConfigurationError, WarmupError
+from pool.standins.mongo.server import MongoStandIn
+
+
+@pytest.mark.parametrize("n", [1, 6])
+async def test_warm_authenticates_n_connections(
+    driver: str, mongo: MongoStandIn, source: MintingSource, n: int
+) -> None:
+    """warm() leaves N authenticated connections open and pings, ahead of any traffic."""
+    adapter = get_driver(driver)
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=n)
+    try:
+        assert mongo.stats.auth_successes == 0, "building connects nothing"
+        await adapter.warm(handle, n, within=10)
+        assert handle.monitor.ready >= n
+        assert mongo.stats.auth_successes >= n
+        assert mongo.stats.commands.get("ping") == 1
+    finally:
+        await adapter.close(handle)
+    assert handle.closed
+
+
+async def test_warm_refused_credentials_raise_warmup_error(
+    driver: str, mongo: MongoStandIn, source: MintingSource
+) -> None:
+    """Refused credentials make warm() fail fast with WarmupError, the code 18 as cause."""
+    adapter = get_driver(driver)
+    live0 = live_clients()
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=3)
+    assert live_clients() == live0 + 1
+    mongo.reject_auth(True)
+    with pytest.raises(WarmupError, match="refused") as info:
+        await adapter.warm(handle, 3, within=10)
+    assert is_auth_failure(info.value.__cause__)  # type: ignore[arg-type]
+    await adapter.close(handle)
+    await adapter.close(handle)  # idempotent
+    assert live_clients() == live0
+
+
+async def test_build_keeps_user_listeners_and_min_pool_size(
+    driver: str, mongo: MongoStandIn, source: MintingSource
+) -> None:
+    """The user's event listeners stay; minPoolSize is the larger of theirs and warm_connections."""
+
+    class Counter(monitoring.CommandListener):
+        count = 0
+
+        def started(self, event: Any) -> None:
+            Counter.count += 1
+
+        def succeeded(self, event: Any) -> None:
+            pass
+
+        def failed(self, event: Any) -> None:
+            pass
+
+    adapter = get_driver(driver)
+    opts = {**FAST, "event_listeners": [Counter()], "minPoolSize": 5}
+    handle = await adapter.build(mongo.uri, await source.fetch(), opts, warm_connections=2)
+    try:
+        assert handle.client.options.pool_options.min_pool_size == 5
+        await adapter.warm(handle, 2, within=10)
+        assert Counter.count >= 1
+    finally:
+        await adapter.close(handle)
+
+
+async def test_warm_stops_filling_at_fill_until(
+    driver: str, mongo: MongoStandIn, source: MintingSource
+) -> None:
+    """Past fill_until, warm() returns False with the pinged client usable, not an error."""
+    adapter = get_driver(driver)
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=50)
+    try:
+        assert await adapter.warm(handle, 50, within=10, fill_until=time.monotonic()) is False
+        assert 1 <= handle.monitor.ready < 50
+        assert await handle.client.admin.command("ping") == {"ok": 1.0}
+    finally:
+        await adapter.close(handle)
+
+
+def test_credential_options_are_refused() -> None:
+    """Credentials come from the cache only; passing them as options is a configuration error."""
+    for key in ("username", "Password", "authSource", "authmechanism"):
+        with pytest.raises(ConfigurationError, match="set by the pool"):
+            check_client_options({key: "x"})
+    check_client_options({"maxPoolSize": 10, "appname": "svc"})
+
+
+def test_error_classification() -> None:
+    """Auth failures, closed clients and paused pools are told apart from other errors."""
+    assert is_auth_failure(OperationFailure("Authentication failed.", code=18))
+    assert not is_auth_failure(OperationFailure("Unauthorized", code=13))
+    assert not is_auth_failure(ValueError("18"))
+    assert is_client_closed(InvalidOperation("Cannot use AsyncMongoClient after close"))
+    assert is_client_closed(InvalidOperation("Cannot use MongoClient after close"))
+    assert not is_client_closed(InvalidOperation("cannot set options after executing query"))
+    assert is_pool_paused(AutoReconnect("localhost:1: connection pool paused"))
+    assert not is_pool_paused(AutoReconnect("connection reset"))
+
+
+def test_unknown_driver_is_refused() -> None:
+    """Only the two supported drivers are accepted."""
+    with pytest.raises(ConfigurationError, match="'pymongo' or 'motor'"):
+        get_driver("mongoengine")

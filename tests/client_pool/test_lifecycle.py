@@ -1,0 +1,190 @@
+"""Start, close and leaks: nothing is left behind, misuse fails with a useful message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import structlog
+from pool_helpers import FAST, MintingSource, make_pool, pymongo_threads, rotate, until
+
+from pool import ClientPool
+from pool.cache import CredentialCache
+from pool.drivers import live_clients
+from pool.errors import ConfigurationError, PoolClosedError, WarmupError
+from pool.standins.mongo.server import MongoStandIn
+
+
+def _tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+async def test_nothing_left_after_50_rotations_and_aclose(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """After 50 rotations and aclose(): no client, socket, thread or task remains."""
+    tasks0, threads0, live0 = _tasks(), pymongo_threads(), live_clients()
+    async with make_pool(mongo, cache, driver, warm_connections=2) as cp:
+        for i in range(50):
+            await cp.run(lambda c, i=i: c.db.leak.insert_one({"_id": i}))
+            await rotate(cp, cache)
+        await until(lambda: live_clients() == live0 + 1)  # only the serving client
+        status = cp.status()
+        assert status["rotations"] == 50 and status["draining"] == []
+        open_now = status["generations"][0]["connections"]["open"]
+        # The serving client's pool plus its monitoring connection(s), nothing older.
+        await until(lambda: mongo.stats.connections_open <= open_now + 2)
+        assert await cp.run(lambda c: c.db.leak.count_documents({})) == 50
+    assert live_clients() == live0
+    await until(lambda: mongo.stats.connections_open == 0)
+    await until(lambda: _tasks() <= tasks0)
+    await until(lambda: pymongo_threads() <= threads0)
+
+
+async def test_aclose_waits_for_leases_then_closes(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """aclose() lets a lease in progress finish its work, then closes; it is idempotent."""
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    live0 = live_clients()
+    async with cp.client() as client:
+        closing = asyncio.create_task(cp.aclose())
+        await until(lambda: cp.status()["state"] == "closing")
+        with pytest.raises(PoolClosedError):
+            async with cp.client():
+                pass
+        await client.db.c.insert_one({"_id": "during-close"})  # still open for us
+        assert not closing.done()
+    await closing
+    assert cp.status()["state"] == "closed" and not cp.status()["ready"]
+    assert cp.status()["dropped_leases"] == 0
+    assert live_clients() == live0 - 1
+    await cp.aclose()
+    with pytest.raises(PoolClosedError, match="not open"):
+        async with cp.client():
+            pass
+
+
+async def test_aclose_drops_leases_after_close_timeout(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A lease outliving close_timeout is dropped and counted; aclose() still finishes."""
+    cp = make_pool(mongo, cache, driver, close_timeout=0.1)
+    await cp.start()
+    release = asyncio.Event()
+    held = asyncio.Event()
+
+    async def holder() -> None:
+        async with cp.client():
+            held.set()
+            await release.wait()
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    await cp.aclose()
+    assert cp.status()["dropped_leases"] == 1
+    release.set()
+    await task
+
+
+async def test_first_warmup_failure_raises_and_cleans_up(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """With no client to fall back on, start() raises WarmupError and leaves nothing open."""
+    live0 = live_clients()
+    mongo.reject_auth(True)
+    cp = make_pool(mongo, cache, driver)
+    with pytest.raises(WarmupError, match="refused"):
+        async with cp:
+            pass
+    assert live_clients() == live0
+    assert cp.status()["state"] == "closed"
+    await until(lambda: mongo.stats.connections_open == 0)
+
+
+async def test_warmup_timeout_is_a_warmup_failure(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A new client whose handshake hangs fails warm-up in time; the old one keeps serving."""
+    async with make_pool(mongo, cache, driver, warmup_timeout=0.3) as cp:
+        mongo.faults.add("mongo:saslStart:hang")
+        await cache.refresh()
+        await until(lambda: cp.status()["warmup_failures"] >= 1)
+        assert "in time" in cp.status()["last_warmup_error"]["message"]
+        assert cp.status()["generation"] == 1
+        assert await cp.run(lambda c: c.db.t.count_documents({})) == 0
+
+
+async def test_pool_owns_the_cache_it_creates(driver: str, mongo: MongoStandIn) -> None:
+    """Given a source, the pool opens a cache for it and closes both at the end."""
+    source = MintingSource(mongo.authority)
+    async with ClientPool(mongo.uri, credentials=source, driver=driver, **FAST) as cp:  # type: ignore[call-overload]
+        assert await cp.run(lambda c: c.db.t.insert_one({"_id": 1}))
+        assert cp.status()["cache"]["state"] != "closed"
+    assert source.closed
+    assert cp.status()["cache"]["state"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("uri", "kwargs", "match"),
+    [
+        ("mongodb://AKIA:secret@host/", {}, "user name or password"),
+        ("localhost:27017", {}, "connection string"),
+        ("mongodb://h/", {"username": "x"}, "set by the pool"),
+        ("mongodb://h/", {"authMechanismProperties": {}}, "set by the pool"),
+        ("mongodb://h/", {"driver": "mongoengine"}, "driver must be"),
+        ("mongodb://h/", {"warm_connections": -1}, "warm_connections"),
+        ("mongodb://h/", {"drain_timeout": -1.0}, "drain_timeout"),
+    ],
+)
+def test_configuration_errors_say_what_to_fix(
+    uri: str, kwargs: dict[str, Any], match: str, source: MintingSource
+) -> None:
+    """Bad settings fail at construction with a message naming the fix."""
+    with pytest.raises(ConfigurationError, match=match):
+        ClientPool(uri, credentials=source, **kwargs)
+
+
+def test_credentials_must_be_a_cache_or_source() -> None:
+    """Passing something that is neither a cache nor a source is refused."""
+    with pytest.raises(ConfigurationError, match="CredentialCache or a credential source"):
+        ClientPool("mongodb://h/", credentials="AKIA...")
+
+
+async def test_start_twice_is_refused(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A pool starts once; a second start() says to create a new pool."""
+    async with make_pool(mongo, cache, driver) as cp:
+        with pytest.raises(PoolClosedError, match="already"):
+            await cp.start()
+
+
+async def test_status_is_json_and_nothing_leaks_secrets(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, source: MintingSource
+) -> None:
+    """status(), repr and every log line stay free of secret keys and session tokens."""
+    with structlog.testing.capture_logs() as logs:
+        async with make_pool(mongo, cache, driver, warmup_timeout=2.0) as cp:
+            await rotate(cp, cache)
+            mongo.reject_auth(True)
+            await cache.refresh()
+            await until(lambda: cp.status()["warmup_failures"] >= 1)
+            mongo.drop_connections()
+            with pytest.raises(Exception, match=r"Authentication failed|paused"):
+                async with cp.client() as client:
+                    await client.db.t.find_one({})
+            mongo.reject_auth(False)
+            status = cp.status()
+            text = json.dumps(status) + repr(cp)
+    logged = repr(logs)
+    assert source.secrets(), "the test minted credentials"
+    for secret in source.secrets():
+        assert secret not in text
+        assert secret not in logged
+    assert status["credentials"]["key"].startswith("ASIA")
+    assert any(e["event"] == "pool.auth_failed" for e in logs)
+    assert any(e["event"] == "pool.warmup_failed" for e in logs)

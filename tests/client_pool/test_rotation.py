@@ -1,0 +1,243 @@
+"""Rotation on both drivers: under load, with cursors and sessions, failed warm-ups, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import pytest
+from pool_helpers import MintingSource, make_pool, rotate, start_session, until
+from pymongo.errors import InvalidOperation
+
+from pool.cache import CredentialCache
+from pool.drivers import is_client_closed, is_pool_paused, live_clients
+from pool.standins.authority import CredentialAuthority
+from pool.standins.mongo.server import MongoStandIn
+
+WORKERS = 200
+ROTATIONS = 10
+# Each worker pauses between its operations so that the stand-in (mongomock on
+# one thread, sharing the GIL with the clients) is not saturated: a saturated
+# server turns every round trip, warm-up included, into a queue of seconds and
+# the test would measure the stand-in. ~20 operations stay in flight at once.
+THINK = (0.4, 0.8)
+SERVER_DELAY = 0.02
+
+
+@pytest.mark.slow
+async def test_rotation_under_load(
+    driver: str, authority: CredentialAuthority, threaded_mongo: MongoStandIn
+) -> None:
+    """200 workers insert and read through 10+ rotations: no failure, no lost write."""
+    source = MintingSource(authority, lifetime=10.0)
+    threaded_mongo.command_delay = SERVER_DELAY
+    acked: list[str] = []
+    failures: list[BaseException] = []
+    stop = asyncio.Event()
+
+    async def worker(i: int, cp: Any) -> None:
+        n = 0
+        while not stop.is_set():
+            doc = {"_id": f"{i}-{n}", "w": i}
+            n += 1
+            try:
+                if i % 2:  # half through run(), without retries so none is masked
+                    await cp.run(lambda c, d=doc: c.db.load.insert_one(d), retry=False)
+                else:
+                    async with cp.client() as c:
+                        await c.db.load.insert_one(doc)
+                acked.append(doc["_id"])
+                async with cp.client() as c:
+                    found = await c.db.load.find_one({"_id": doc["_id"]})
+                assert found is not None and found["w"] == i
+            except Exception as exc:
+                failures.append(exc)
+            await asyncio.sleep(random.uniform(*THINK))
+
+    async with (
+        CredentialCache(source) as cache,
+        make_pool(threaded_mongo, cache, driver, warm_connections=4) as cp,
+    ):
+        tasks = [asyncio.create_task(worker(i, cp)) for i in range(WORKERS)]
+        while cp.status()["rotations"] < ROTATIONS and not failures:
+            mark = len(acked)
+            await until(lambda m=mark: len(acked) >= m + 50)  # real traffic between swaps
+            await rotate(cp, cache)
+        stop.set()
+        await asyncio.gather(*tasks)
+        status = cp.status()
+
+    assert failures == [], f"{len(failures)} failed operations, first: {failures[:1]!r}"
+    assert status["rotations"] >= ROTATIONS
+    assert status["dropped_leases"] == 0
+    stored = {d["_id"] for d in threaded_mongo.storage["db"]["load"].find({}, {"_id": 1})}
+    assert set(acked) <= stored, f"{len(set(acked) - stored)} acknowledged inserts lost"
+    assert len(acked) > WORKERS
+
+
+async def test_cursor_survives_two_rotations(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A cursor opened before two rotations reads every document after them."""
+    async with make_pool(mongo, cache, driver) as cp:
+        await cp.run(lambda c: c.db.items.insert_many([{"_id": i} for i in range(60)]))
+        seen: list[int] = []
+        async with cp.client() as client:
+            cursor = client.db.items.find({}, batch_size=5).sort("_id", 1)
+            async for doc in cursor:
+                seen.append(doc["_id"])
+                if len(seen) in (7, 23):  # mid-batch: the next getMore comes after a swap
+                    first = cp.status()["generations"][0]["number"]
+                    await rotate(cp, cache)
+                    assert first in cp.status()["draining"], "old client kept open for us"
+        assert seen == list(range(60))
+        await until(lambda: cp.status()["draining"] == [])
+        assert cp.status()["dropped_leases"] == 0
+
+
+async def test_session_opened_before_rotation_completes(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A session started before a rotation keeps working on its own client until done."""
+    async with make_pool(mongo, cache, driver) as cp, cp.client() as client:
+        session = await start_session(client)
+        async with session:
+            await client.db.s.insert_one({"_id": 1}, session=session)
+            await rotate(cp, cache)
+            await rotate(cp, cache)
+            await client.db.s.insert_one({"_id": 2}, session=session)
+            docs = await client.db.s.find({}, session=session).to_list(None)
+        assert [d["_id"] for d in docs] == [1, 2]
+        assert cp.status()["draining"] == [1], "the session's client stayed open"
+
+
+async def test_warmup_failure_keeps_serving_then_recovers(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """Refused new credentials: traffic stays on the old client, error in status, then recovery."""
+    async with make_pool(mongo, cache, driver) as cp:
+        first = cp.status()["generation"]
+        mongo.reject_auth(True)
+        await cache.refresh()
+        await until(lambda: cp.status()["warmup_failures"] >= 2)
+        status = cp.status()
+        assert status["generation"] == first and status["ready"]
+        assert "refused" in status["last_warmup_error"]["message"]
+        for i in range(20):  # the old client's authenticated connections still serve
+            await cp.run(lambda c, i=i: c.db.w.insert_one({"_id": i}))
+        mongo.reject_auth(False)
+        await until(lambda: cp.status()["generation"] != first)
+        status = cp.status()
+        assert status["warmup_failures_in_a_row"] == 0 and status["rotations"] == 1
+        assert await cp.run(lambda c: c.db.w.count_documents({})) == 20
+
+
+async def test_lease_past_deadline_is_dropped_and_client_closed(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A lease held past the drain deadline is counted as dropped; its client is closed."""
+    async with make_pool(mongo, cache, driver, drain_timeout=0.2) as cp:
+        held = asyncio.Event()
+        release = asyncio.Event()
+        errors: list[BaseException] = []
+
+        async def holder() -> None:
+            async with cp.client() as client:
+                held.set()
+                await release.wait()
+                try:
+                    await client.db.x.find_one({})
+                except Exception as exc:
+                    errors.append(exc)
+
+        task = asyncio.create_task(holder())
+        await held.wait()
+        await rotate(cp, cache)
+        clients = live_clients()
+        await until(lambda: cp.status()["dropped_leases"] == 1)
+        assert cp.status()["draining"] == []
+        await until(lambda: live_clients() == clients - 1)  # the close has finished
+        release.set()
+        await task
+        assert len(errors) == 1 and is_client_closed(errors[0]), errors
+        assert isinstance(errors[0], InvalidOperation)
+
+
+async def test_run_retries_once_on_newer_client_after_drop(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """run() whose client was closed under it at the deadline succeeds on the new client."""
+    async with make_pool(mongo, cache, driver, drain_timeout=0.2) as cp:
+        await cp.run(lambda c: c.db.r.insert_one({"_id": 1}))
+        entered = asyncio.Event()
+        go = asyncio.Event()
+        calls: list[int] = []
+
+        async def op(client: Any) -> Any:
+            calls.append(id(client))
+            if len(calls) == 1:
+                entered.set()
+                await go.wait()
+            return await client.db.r.find_one({"_id": 1})
+
+        task = asyncio.create_task(cp.run(op))
+        await entered.wait()
+        await rotate(cp, cache)
+        clients = live_clients()
+        await until(lambda: cp.status()["dropped_leases"] == 1)
+        await until(lambda: live_clients() == clients - 1)
+        go.set()
+        assert await task == {"_id": 1}
+        assert len(calls) == 2 and calls[0] != calls[1]
+        assert cp.status()["run_retries"] == 1
+
+
+async def test_auth_failure_invalidates_once_and_rotates(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, source: MintingSource
+) -> None:
+    """Many operations failing with code 18 invalidate the credentials once; run() recovers."""
+    async with make_pool(mongo, cache, driver) as cp:
+        first = cp.status()["generation"]
+        invalidations: list[Any] = []
+        real = cache.invalidate
+        cache.invalidate = lambda creds=None: (invalidations.append(creds), real(creds))[-1]  # type: ignore[method-assign]
+        mongo.reject_auth(True)
+        mongo.drop_connections()  # every operation now needs a new connection
+
+        async def failing() -> BaseException | None:
+            try:
+                async with cp.client() as client:
+                    await client.db.a.find_one({})
+            except Exception as exc:
+                return exc
+            return None
+
+        results: list[Any] = await asyncio.gather(*(failing() for _ in range(10)))
+        # The first failure pauses PyMongo's pool: the others fail at checkout.
+        assert all(getattr(r, "code", None) == 18 or is_pool_paused(r) for r in results), results
+        assert any(getattr(r, "code", None) == 18 for r in results)
+        assert len(invalidations) == 1 and invalidations[0] is not None
+        retried = asyncio.create_task(cp.run(lambda c: c.db.a.insert_one({"_id": "after"})))
+        await until(lambda: cp.status()["run_retries"] == 1)
+        mongo.reject_auth(False)
+        result = await retried
+        assert result.inserted_id == "after"
+        assert cp.status()["generation"] != first
+        assert len(invalidations) == 1
+
+
+async def test_slow_warmup_swaps_partially_before_expiry(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the serving credentials are due, the new client swaps in once authenticated."""
+    import pool._rotation
+
+    async with make_pool(mongo, cache, driver, warm_connections=50) as cp:
+        monkeypatch.setattr(pool._rotation, "swap_by", lambda creds: time.monotonic())
+        await rotate(cp, cache)
+        status = cp.status()
+        assert status["partial_warmups"] == 1
+        assert status["generations"][0]["connections"]["open"] < 50
+        assert await cp.run(lambda c: c.db.p.insert_one({"_id": 1}))
