@@ -44,9 +44,7 @@ class Credentials:
         if self.session_token is not None and (
             not isinstance(self.session_token, str) or not self.session_token
         ):
-            raise ConfigurationError(
-                "Credentials.session_token must be a non-empty string or None"
-            )
+            raise ConfigurationError("Credentials.session_token must be a non-empty string or None")
         exp = self.expiration
         if exp is not None:
             if not isinstance(exp, datetime) or exp.tzinfo is None:

@@ -106,7 +106,7 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
     return "See the message above; rerun with -vv for the log."
 
 
-async def _identity(creds: Any, environ: Mapping[str, str], timeout: float) -> str:
+async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> str:
     import aioboto3
     from botocore.config import Config
 
@@ -114,7 +114,7 @@ async def _identity(creds: Any, environ: Mapping[str, str], timeout: float) -> s
 
     region, endpoint = sts_location(environ)
     session = aioboto3.Session()
-    cfg = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    cfg = Config(connect_timeout=limit_s, read_timeout=limit_s, retries={"max_attempts": 1})
     async with session.client(
         "sts",
         region_name=region,
@@ -128,9 +128,9 @@ async def _identity(creds: Any, environ: Mapping[str, str], timeout: float) -> s
     return str(answer["Arn"])
 
 
-async def _connect(uri: str, creds: Any, driver: str, timeout: float) -> tuple[float, float]:
+async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float]:
     """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``."""
-    ms = int(timeout * 1000)
+    ms = int(limit_s * 1000)
     options = {**creds.client_options(), "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms}
     if driver == "motor":
         from motor.motor_asyncio import AsyncIOMotorClient
@@ -157,8 +157,14 @@ async def _connect(uri: str, creds: Any, driver: str, timeout: float) -> tuple[f
 
 async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str | None) -> Report:
     from .._log import key_hint
-    from ..sources import ContainerSource, EnvironmentSource, InstanceMetadataSource
-    from ..sources import WebIdentitySource, aclose_source, from_environment
+    from ..sources import (
+        ContainerSource,
+        EnvironmentSource,
+        InstanceMetadataSource,
+        WebIdentitySource,
+        aclose_source,
+        from_environment,
+    )
 
     report = Report()
     explicit: dict[str, Any] = {

@@ -73,7 +73,8 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
     uri = summary["mongodb_uri"].rstrip("/") + "/?authMechanism=MONGODB-AWS"
     lines += [
         "Then, for example:",
-        f"  python -c \"import pymongo; print(pymongo.MongoClient('{uri}').admin.command('ping'))\"",
+        '  python -c "import pymongo; '
+        f"print(pymongo.MongoClient('{uri}').admin.command('ping'))\"",
     ]
     return "\n".join(lines)
 

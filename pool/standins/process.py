@@ -37,7 +37,10 @@ class EmulatorProcess:
         start_timeout: float = 60.0,
     ) -> None:
         self._args = [
-            "--lifetime", str(lifetime), "--command-delay", str(command_delay),
+            "--lifetime",
+            str(lifetime),
+            "--command-delay",
+            str(command_delay),
         ]
         for spec in faults or []:
             self._args += ["--fault", spec]
@@ -54,7 +57,13 @@ class EmulatorProcess:
         # and a full pipe would stall the child.
         with log.open("wb") as log_file:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pool", "emulate", "--json", str(out), *self._args,
+                sys.executable,
+                "-m",
+                "pool",
+                "emulate",
+                "--json",
+                str(out),
+                *self._args,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
             )
