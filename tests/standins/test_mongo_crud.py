@@ -236,3 +236,19 @@ def test_cursor_batches_stop_near_16_mib() -> None:
     assert len(reply["cursor"]["firstBatch"]) == 3
     more = store.get_more(reply["cursor"]["id"], "d.c", batch_size=None, user=None)
     assert len(more["cursor"]["nextBatch"]) == 2 and more["cursor"]["id"] == 0
+
+
+async def test_id_lookups_keep_mongodb_semantics(client: AsyncMongoClient[dict[str, Any]]) -> None:
+    """Finds, updates and deletes by _id (the indexed fast path) match what a scan would."""
+    coll = client.db.by_id
+    oid = bson.ObjectId()
+    await coll.insert_many([{"_id": 1, "v": "int"}, {"_id": "1", "v": "str"}, {"_id": oid}])
+    assert (await coll.find_one({"_id": 1}))["v"] == "int"
+    assert (await coll.find_one({"_id": 1.0}))["v"] == "int"  # numbers compare by value
+    assert (await coll.find_one({"_id": "1"}))["v"] == "str"
+    assert await coll.find_one({"_id": oid}) == {"_id": oid}
+    assert await coll.find_one({"_id": 2}) is None
+    assert await coll.find_one({"_id": 1}, {"_id": 0}) == {"v": "int"}
+    assert (await coll.update_one({"_id": "1"}, {"$set": {"w": 1}})).modified_count == 1
+    assert (await coll.delete_one({"_id": 1})).deleted_count == 1
+    assert sorted(map(str, await coll.distinct("_id"))) == sorted(["1", str(oid)])
