@@ -1,0 +1,256 @@
+"""``python -m pool demo``: every AWS environment, credentials rotating under load.
+
+For each environment in turn the stand-ins' standard variables are exported
+exactly as that environment would export them, the pool is built through
+``pool.sources.from_environment()`` (an explicit ``AssumeRoleSource`` for role
+chaining), and a concurrent insert/find workload runs while credentials
+expire every few seconds. Live progress while it runs; a table at the end.
+Exit status 1 when any operation failed or any acknowledged write is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._workload import HandshakeListener, TimedSource, Workload, patched_environ, percentiles
+
+ENVIRONMENTS: dict[str, str] = {
+    "lambda": "AWS Lambda (env vars)",
+    "ecs": "Amazon ECS",
+    "ec2": "Amazon EC2 (IMDSv2)",
+    "eks_irsa": "EKS IRSA (web identity)",
+    "eks_pod_identity": "EKS Pod Identity",
+    "assume_role": "Role chaining (EC2 → AssumeRole)",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="total run time, shared by the environments (default 60)",
+    )
+    p.add_argument("--driver", choices=["pymongo", "motor"], default="pymongo")
+    p.add_argument(
+        "--lifetime",
+        type=float,
+        default=6.0,
+        metavar="SECONDS",
+        help="credential lifetime at the stand-ins (default 6: several rotations each)",
+    )
+    p.add_argument("--workers", type=int, default=32, help="concurrent tasks per environment")
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=0.01,
+        metavar="SECONDS",
+        help="pause between a worker's insert+find rounds (default 0.01)",
+    )
+    p.add_argument(
+        "--only",
+        choices=list(ENVIRONMENTS),
+        action="append",
+        help="run only this environment (repeatable)",
+    )
+
+
+@dataclass
+class Row:
+    """One environment's live counters and final figures."""
+
+    env: str
+    state: str = "waiting"
+    started: float = 0.0
+    ops: int = 0
+    failed: int = 0
+    rotations: int = 0
+    remaining: float | None = None
+    missing: int | None = None
+    fetch: dict[str, Any] = field(default_factory=dict)
+    handshake: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.failed == 0 and self.missing == 0
+
+
+def _source_for(env: str, emulator: Any) -> Any:
+    """Build the source exactly as a service in ``env`` would: from its variables."""
+    from ..sources import AssumeRoleSource, from_environment
+
+    if env != "assume_role":
+        return from_environment()
+    return AssumeRoleSource(
+        from_environment(),
+        role_arn=emulator.info["chained_role_arn"],
+        session_name="demo-chained",
+        endpoint_url=emulator.info["sts_endpoint"],
+        region=emulator.info["region"],
+    )
+
+
+async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: float) -> None:
+    from ..client_pool import ClientPool
+
+    row.state, row.started = "running", time.monotonic()
+    listener = HandshakeListener()
+    base_env = "ec2" if row.env == "assume_role" else row.env
+    with patched_environ(emulator.env_for(base_env)):
+        source = TimedSource(_source_for(row.env, emulator))
+        try:
+            async with ClientPool(
+                emulator.mongodb_uri,
+                credentials=source,
+                driver=args.driver,
+                warm_connections=4,
+                event_listeners=[listener],
+            ) as cp:
+                work = Workload(cp, tag=row.env, workers=args.workers, pause=args.pause)
+                stop = asyncio.Event()
+                runner = asyncio.create_task(work.run_until(stop))
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline and not runner.done():
+                    await asyncio.sleep(0.25)
+                    status = cp.status()
+                    row.ops, row.failed = work.ops, work.failed
+                    row.rotations = status.get("rotations", 0)
+                    creds = status.get("credentials") or {}
+                    row.remaining = creds.get("remaining_s")
+                stop.set()
+                await runner
+                row.ops, row.failed = work.ops, work.failed
+                row.rotations = cp.status().get("rotations", 0)
+                row.missing = await work.missing()
+                if work.errors:
+                    row.error = ", ".join(f"{k}×{v}" for k, v in work.errors.items())
+        except Exception as exc:
+            row.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            row.fetch = percentiles(source.fetch_ms)
+            row.handshake = percentiles(listener.handshake_ms)
+            row.state = "done" if row.ok else "FAILED"
+
+
+def _progress_table(rows: list[Row]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="python -m pool demo: credentials rotating under load", expand=False)
+    for col in ("environment", "state", "ops", "ops/s", "rotations", "failed", "creds expire in"):
+        table.add_column(col, justify="left" if col in ("environment", "state") else "right")
+    now = time.monotonic()
+    for r in rows:
+        rate = r.ops / max(1e-9, now - r.started) if r.state == "running" else None
+        table.add_row(
+            ENVIRONMENTS[r.env],
+            r.state,
+            f"{r.ops:,}",
+            "" if rate is None else f"{rate:,.0f}",
+            str(r.rotations),
+            str(r.failed),
+            "" if r.remaining is None or r.state != "running" else f"{r.remaining:.1f} s",
+        )
+    return table
+
+
+def _results_table(rows: list[Row]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Results (milliseconds)")
+    cols = (
+        "environment",
+        "fetch p50",
+        "fetch p99",
+        "handshake p50",
+        "handshake p99",
+        "rotations",
+        "operations",
+        "failed",
+        "missing writes",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col == "environment" else "right")
+    for r in rows:
+        table.add_row(
+            ENVIRONMENTS[r.env],
+            f"{r.fetch.get('p50', 0):.2f}",
+            f"{r.fetch.get('p99', 0):.2f}",
+            f"{r.handshake.get('p50', 0):.2f}",
+            f"{r.handshake.get('p99', 0):.2f}",
+            str(r.rotations),
+            f"{r.ops:,}",
+            str(r.failed),
+            "?" if r.missing is None else str(r.missing),
+        )
+    return table
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from ..standins.process import EmulatorProcess
+
+    envs = args.only or list(ENVIRONMENTS)
+    rows = [Row(env) for env in envs]
+    per_env = args.duration / len(envs)
+    # Not a terminal (CI, a pipe): wide enough that the results table stays readable.
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(
+        f"Stand-ins on loopback; credentials live {args.lifetime:g} s; {args.workers} workers; "
+        f"driver {args.driver}; {per_env:.0f} s per environment."
+    )
+    async with EmulatorProcess(lifetime=args.lifetime, command_delay=0.002) as emulator:
+        with Live(
+            _progress_table(rows),
+            console=console,
+            refresh_per_second=4,
+            transient=not console.is_terminal,
+        ) as live:
+            for row in rows:
+                task = asyncio.create_task(_run_env(row, emulator, args, per_env))
+                while not task.done():
+                    live.update(_progress_table(rows))
+                    if not console.is_terminal:
+                        console.print(_plain_line(row), highlight=False)
+                    await asyncio.wait({task}, timeout=1.0 if console.is_terminal else 2.0)
+                await task
+            live.update(_progress_table(rows))
+    console.print(_results_table(rows))
+    bad = [r for r in rows if not r.ok]
+    for r in bad:
+        console.print(
+            f"[red]{ENVIRONMENTS[r.env]}: {r.error or 'failed operations or lost writes'}"
+        )
+    console.print(
+        "[green]all environments: 0 failed operations, 0 lost writes" if not bad else "[red]FAILED"
+    )
+    return 1 if bad else 0
+
+
+def _plain_line(r: Row) -> str:
+    left = "" if r.remaining is None else f", creds expire in {r.remaining:.1f} s"
+    return (
+        f"  {ENVIRONMENTS[r.env]}: {r.ops:,} ops, {r.rotations} rotations, {r.failed} failed{left}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.duration <= 0 or args.lifetime <= 0 or args.workers <= 0:
+        print("error: --duration, --lifetime and --workers must be positive", file=sys.stderr)
+        return 2
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        print(
+            "error: the demo needs 'rich': pip install 'mongodb-aws-pool[bench]'", file=sys.stderr
+        )
+        return 2
+    return asyncio.run(_demo(args))
