@@ -23,27 +23,31 @@ import argparse
 import asyncio
 import gc
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import structlog
-from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredentials
+from aiobotocore.credentials import AioCredentialResolver
 from aiobotocore.session import AioSession
 from dateutil.tz import tzlocal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# The measuring pieces live in the package, shared with ``python -m pool bench``.
 from pool.cache import CredentialCache
-from pool.credentials import Credentials
-
-BATCH = 1000
-BATCHES = 200
-TTL = 3600.0
+from pool.cli._bench_cache import (
+    BATCH,
+    BATCHES,
+    TTL,
+    AioBotoFetcher,
+    BenchSource,
+    median_ns_async,
+    median_ns_sync,
+    refreshable,
+)
 
 
 class ShiftedClock:
@@ -56,89 +60,7 @@ class ShiftedClock:
         return time.monotonic() + self.offset
 
 
-class BenchSource:
-    """A source that takes ``delay`` seconds and returns a new one-hour set each time."""
-
-    name = "bench"
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.fetches = 0
-
-    async def fetch(self) -> Credentials:
-        self.fetches += 1
-        n = self.fetches
-        await asyncio.sleep(self.delay)
-        return Credentials(
-            access_key_id=f"ASIABENCH{n:08d}",
-            secret_access_key=f"secret-{n}",
-            session_token=f"token-{n}",
-            expiration=datetime.now(UTC) + timedelta(seconds=TTL),
-            source="bench",
-        )
-
-
-class AioBotoFetcher:
-    """aiobotocore's ``refresh_using`` callback and credential provider, counting calls."""
-
-    METHOD = "bench"
-    CANONICAL_NAME = "bench"
-
-    def __init__(self, delay: float, shift: Callable[[], timedelta] = timedelta) -> None:
-        self.delay, self.shift, self.calls = delay, shift, 0
-
-    async def refresh(self) -> dict[str, Any]:
-        self.calls += 1
-        await asyncio.sleep(self.delay)
-        expiry = datetime.now(tzlocal()) + self.shift() + timedelta(seconds=TTL)
-        return {
-            "access_key": f"ASIABOTO{self.calls:08d}",
-            "secret_key": "secret",
-            "token": "token",
-            "expiry_time": expiry.isoformat(),
-        }
-
-    async def load(self) -> AioRefreshableCredentials:  # the provider interface
-        metadata = await self.refresh()
-        return AioRefreshableCredentials.create_from_metadata(
-            metadata, refresh_using=self.refresh, method=self.METHOD
-        )
-
-
-def refreshable(fetcher: AioBotoFetcher, time_fetcher: Callable[[], datetime] | None = None) -> Any:
-    kwargs = {"time_fetcher": time_fetcher} if time_fetcher else {}
-    return AioRefreshableCredentials(
-        access_key="ASIABOTO",
-        secret_key="secret",
-        token="token",
-        expiry_time=datetime.now(tzlocal()) + timedelta(seconds=TTL),
-        refresh_using=fetcher.refresh,
-        method="bench",
-        **kwargs,
-    )
-
-
 # -- 1. reading valid credentials --------------------------------------------
-
-
-def median_ns_sync(fn: Callable[[], object]) -> float:
-    samples = []
-    for _ in range(BATCHES):
-        start = time.perf_counter_ns()
-        for _ in range(BATCH):
-            fn()
-        samples.append((time.perf_counter_ns() - start) / BATCH)
-    return statistics.median(samples)
-
-
-async def median_ns_async(fn: Callable[[], Awaitable[object]]) -> float:
-    samples = []
-    for _ in range(BATCHES):
-        start = time.perf_counter_ns()
-        for _ in range(BATCH):
-            await fn()
-        samples.append((time.perf_counter_ns() - start) / BATCH)
-    return statistics.median(samples)
 
 
 async def bench_reads() -> list[tuple[str, str, str]]:

@@ -1,0 +1,255 @@
+"""The bench's results and how they are shown: the JSON shape, markdown and rich tables.
+
+Ratios are alternative ÷ this library for the same statistic: above 1 means
+this library took less time. They are the claims; absolute times depend on
+the machine and the ``--profile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._bench_fetch import FetchResult
+from ._bench_handshake import HandshakeResult
+from ._bench_setup import ENVIRONMENTS, Profile
+from ._bench_stats import Percentiles, Recorder, Stat, ratio
+
+__all__ = ["BenchResults", "EnvResult", "markdown", "rich_tables", "to_json"]
+
+DRIVERS = ("motor", "pymongo")
+MODES = ("warmed", "naive")
+CACHE_KEYS = ("pool_current", "pool_get", "aiobotocore")
+CACHE_LABELS = {
+    "pool_current": "cache.current",
+    "pool_get": "await cache.get()",
+    "aiobotocore": "aiobotocore get_frozen_credentials()",
+}
+
+
+@dataclass
+class EnvResult:
+    """One environment's measurements; ``error`` says why some are missing."""
+
+    fetch: FetchResult | None = None
+    handshake: HandshakeResult | None = None
+    error: str | None = None
+
+
+@dataclass
+class BenchResults:
+    """Everything one run measured, plus what is needed to describe it."""
+
+    meta: dict[str, Any]
+    profile: Profile
+    envs: dict[str, EnvResult] = field(default_factory=dict)
+    rotation: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
+    rotation_note: str | None = None
+    rotation_error: str | None = None
+    cache: dict[str, Recorder] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.rotation_error) or any(r.error for r in self.envs.values())
+
+
+def _summary(rec: Recorder | None) -> Percentiles | None:
+    return None if rec is None else rec.summary()
+
+
+def series(res: EnvResult) -> dict[str, dict[str, Percentiles | None]]:
+    """``{"fetch_ms": {...}, "handshake_ms": {...}, "loop_stall_ms": {...}}`` of one environment."""
+    fetch, hs = res.fetch, res.handshake
+    return {
+        "fetch_ms": {
+            "pool": _summary(fetch.pool if fetch else None),
+            "aiobotocore": _summary(fetch.aiobotocore if fetch else None),
+        },
+        "handshake_ms": {
+            "pool": _summary(hs.pool if hs else None),
+            "pymongo_builtin": _summary(hs.pymongo_builtin if hs else None),
+        },
+        "loop_stall_ms": {
+            "pool": _summary(hs.pool_stall if hs else None),
+            "pymongo_builtin": _summary(hs.pymongo_builtin_stall if hs else None),
+        },
+    }
+
+
+def to_json(results: BenchResults) -> dict[str, Any]:
+    """Exactly the shape documented in the README (and issue 5); null where n/a."""
+    return {
+        "meta": dict(results.meta),
+        "environments": {env: series(res) for env, res in results.envs.items()},
+        "rotation": {
+            driver: {mode: results.rotation.get(driver, {}).get(mode) for mode in MODES}
+            for driver in DRIVERS
+        },
+        "cache_get_ns": {key: _summary(results.cache.get(key)) for key in CACHE_KEYS},
+    }
+
+
+# -- rows shared by the markdown and the rich tables ------------------------------
+
+#: (JSON key, title, our key, alternative key, alternative label, statistics for ratios)
+METRICS: tuple[tuple[str, str, str, str, str, tuple[Stat, Stat]], ...] = (
+    ("fetch_ms", "Credential fetch (ms)", "pool", "aiobotocore", "aiobotocore",
+     ("p50", "p99")),
+    ("handshake_ms", "Handshake: new client to first ping (ms)", "pool", "pymongo_builtin",
+     "PyMongo built-in", ("p50", "p99")),
+    ("loop_stall_ms", "Event-loop stall during the handshake: longest 1 ms-ticker gap (ms)",
+     "pool", "pymongo_builtin", "PyMongo built-in", ("p99", "max")),
+)  # fmt: skip
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}×"
+
+
+def _num(p: Percentiles | None, key: Stat, digits: int = 2) -> str:
+    return "—" if p is None else f"{p[key]:,.{digits}f}"
+
+
+def _metric_rows(results: BenchResults, metric: str) -> Iterator[tuple[str, Any, Any]]:
+    for env, res in results.envs.items():
+        data = series(res)[metric]
+        yield env, data, res.error
+
+
+def markdown(results: BenchResults) -> str:
+    """All tables as GitHub-flavoured markdown, with p50/p95/p99/max and n."""
+    meta = results.meta
+    out = [
+        "# `python -m pool bench` results",
+        "",
+        f"Python {meta['python']}, PyMongo {meta['pymongo']}, Motor {meta['motor']}, "
+        f"aiobotocore {meta['aiobotocore']}; profile `{meta['profile']}`"
+        f"{' (--quick)' if meta['quick'] else ''}; {results.elapsed_s:.0f} s. "
+        "Ratio = alternative ÷ this library (above 1: this library took less time).",
+        "",
+    ]
+    if results.profile.figures:
+        out += ["Latency added at the stand-ins (`--profile aws`):", ""]
+        out += ["| endpoint | added | basis |", "|---|---:|---|"]
+        out += [f"| {a} | {b} | {c} |" for a, b, c in results.profile.figures]
+        out.append("")
+    for metric, title, ours, theirs, label, stats in METRICS:
+        out += [f"## {title}", ""]
+        out += ["| environment | who | p50 | p95 | p99 | max | n | "
+                f"ratio {stats[0]} | ratio {stats[1]} |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for env, data, error in _metric_rows(results, metric):
+            a, b = data[ours], data[theirs]
+            r0, r1 = fmt_ratio(ratio(b, a, stats[0])), fmt_ratio(ratio(b, a, stats[1]))
+            for who, p, extra in (("this library", a, f" {r0} | {r1} |"),
+                                  (label, b, " | |")):  # fmt: skip
+                cells = " | ".join(_num(p, k) for k in ("p50", "p95", "p99", "max"))
+                n = "—" if p is None else str(p["n"])
+                out.append(f"| {ENVIRONMENTS[env]} | {who} | {cells} | {n} |{extra}")
+            if error:
+                out.append(f"| {ENVIRONMENTS[env]} | **error** | {error} | | | | | | |")
+        out.append("")
+    out += _rotation_markdown(results)
+    out += ["## Cache hot path (ns per call, mean over batches of 1,000 calls)", ""]
+    out += ["| reader | p50 | p95 | p99 | max | n | aiobotocore ÷ this (p50) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    boto = _summary(results.cache.get("aiobotocore"))
+    for key in CACHE_KEYS:
+        p = _summary(results.cache.get(key))
+        cells = " | ".join(_num(p, k, 1) for k in ("p50", "p95", "p99", "max"))
+        r = "" if key == "aiobotocore" else fmt_ratio(ratio(boto, p, "p50"))
+        out.append(f"| `{CACHE_LABELS[key]}` | {cells} | {p['n'] if p else '—'} | {r} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def _rotation_markdown(results: BenchResults) -> list[str]:
+    out = ["## Rotation under load", ""]
+    if results.rotation_note:
+        out += [results.rotation_note, ""]
+    out += ["| driver | mode | ops | failed | lost | rotations | p99 steady (ms) | "
+            "p99 at rotation (ms) |", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for driver in DRIVERS:
+        for mode in MODES:
+            r = results.rotation.get(driver, {}).get(mode)
+            if r is None:
+                out.append(f"| {driver} | {mode} | — | — | — | — | — | — |")
+                continue
+            out.append(
+                f"| {driver} | {mode} | {r['ops']:,} | {r['failed']:,} | {r['lost']:,} | "
+                f"{r['rotations']} | {r['p99_steady_ms']:.2f} | {r['p99_rotation_ms']:.2f} |"
+            )
+    out.append("")
+    return out
+
+
+def rich_tables(results: BenchResults) -> list[Any]:
+    """The end-of-run tables for the terminal (rich ``Table`` objects)."""
+    from rich.table import Table
+
+    tables: list[Any] = []
+    for metric, title, ours, theirs, label, stats in METRICS:
+        t = Table(title=title, title_justify="left")
+        t.add_column("environment")
+        for who in ("this library", label):
+            for s in stats:
+                t.add_column(f"{who} {s}", justify="right")
+        for s in stats:
+            t.add_column(f"ratio {s}", justify="right", style="bold green")
+        for env, data, error in _metric_rows(results, metric):
+            a, b = data[ours], data[theirs]
+            if error and a is None:
+                t.add_row(ENVIRONMENTS[env], f"[red]error: {error}")
+                continue
+            t.add_row(
+                ENVIRONMENTS[env],
+                *(_num(a, s) for s in stats),
+                *(_num(b, s) for s in stats),
+                *(fmt_ratio(ratio(b, a, s)) for s in stats),
+            )
+        tables.append(t)
+    tables.append(_rotation_table(results))
+    tables.append(_cache_table(results))
+    return tables
+
+
+def _rotation_table(results: BenchResults) -> Any:
+    from rich.table import Table
+
+    t = Table(title="Rotation under load: warmed swap vs naive", title_justify="left")
+    for col in ("driver", "mode", "ops", "failed", "lost", "rotations", "p99 steady ms",
+                "p99 rotation ms", "naive ÷ warmed p99 rotation"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("driver", "mode") else "right")
+    for driver in DRIVERS:
+        modes = results.rotation.get(driver, {})
+        warmed, naive = modes.get("warmed"), modes.get("naive")
+        for mode, r in (("warmed", warmed), ("naive", naive)):
+            if r is None:
+                t.add_row(driver, mode, *(["—"] * 7))
+                continue
+            claim = ""
+            if mode == "warmed" and naive is not None and r["p99_rotation_ms"] > 0:
+                claim = f"[bold green]{naive['p99_rotation_ms'] / r['p99_rotation_ms']:,.1f}×"
+            t.add_row(driver, mode, f"{r['ops']:,}", str(r["failed"]), str(r["lost"]),
+                      str(r["rotations"]), f"{r['p99_steady_ms']:.2f}",
+                      f"{r['p99_rotation_ms']:.2f}", claim)  # fmt: skip
+    if results.rotation_note:
+        t.caption = results.rotation_note
+    return t
+
+
+def _cache_table(results: BenchResults) -> Any:
+    from rich.table import Table
+
+    t = Table(title="Cache hot path (ns per call)", title_justify="left")
+    for col in ("reader", "p50", "p99", "aiobotocore ÷ this, p50"):
+        t.add_column(col, justify="left" if col == "reader" else "right")
+    boto = _summary(results.cache.get("aiobotocore"))
+    for key in CACHE_KEYS:
+        p = _summary(results.cache.get(key))
+        claim = "" if key == "aiobotocore" else fmt_ratio(ratio(boto, p, "p50"))
+        t.add_row(CACHE_LABELS[key], _num(p, "p50", 1), _num(p, "p99", 1),
+                  f"[bold green]{claim}")  # fmt: skip
+    return t

@@ -1,0 +1,337 @@
+"""Rotation under load: the warmed swap (``ClientPool``) against the naive swap, both drivers.
+
+Naive: on new credentials build a new client, use it at once (no warm-up) and
+close the old client immediately. Warmed: :class:`pool.ClientPool` (build,
+warm ``workers`` connections, swap, drain the old client until its last lease
+ends). Both run the same workload against the stand-ins in a separate process
+(``python -m pool emulate``: the server's CPU, SigV4 verification included,
+does not compete with the client for the GIL, as with a real cluster), with
+a per-command delay (network latency to the cluster; it applies to the
+handshake and authentication too), ``workers`` tasks doing an ``insert_one``
+then a ``find_one`` of what they wrote, and a credential rotation every
+``rotate_every`` seconds. Credentials come from the web identity stand-in
+(STS ``AssumeRoleWithWebIdentity``), which mints a new set per request.
+
+Reported per driver and mode: operations, failed operations, lost writes
+(acknowledged inserts absent at the end), rotations, and p50/p99 latency of
+operations that started in the window from a rotation request to
+``window`` seconds after its swap ("rotation") and of all others ("steady").
+Also the event loop's p99 lag, and for Motor the mean backlog of Motor's
+process-wide thread pool, steady and around rotations ("steady/rotation").
+
+Run: ``python benchmarks/bench_rotation.py [--seconds 12] [--workers 40] ...``;
+``run_benchmark()`` returns the figures for ``python -m pool bench``. It lives in
+the package so that the installed ``python -m pool bench`` has it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from ..cache import CredentialCache
+from ..client_pool import ClientPool
+from ..drivers import get_driver
+from ..sources import aclose_source, from_environment
+from ..standins.process import EmulatorProcess
+
+DRIVERS = ("pymongo", "motor")
+_OPTIONS = {"serverSelectionTimeoutMS": 10000}
+MODES = ("warmed", "naive")
+Op = Callable[[Any], Awaitable[Any]]
+
+
+@dataclass
+class Settings:
+    """Workload knobs; the defaults keep the stand-in below saturation on 2 cores."""
+
+    workers: int = 40
+    seconds: float = 12.0
+    rotate_every: float = 2.0
+    command_delay: float = 0.01
+    think: float = 0.1
+    window: float = 1.0
+    warm_connections: int = 0  # 0: as many as workers
+
+
+class _Naive:
+    """New client per credential set, no warm-up, old client closed at once."""
+
+    def __init__(self, uri: str, driver: str, source: Any) -> None:
+        self.uri, self.adapter, self.source = uri, get_driver(driver), source
+        self.handle: Any = None
+
+    async def rotate(self) -> None:
+        new = await self.adapter.build(self.uri, await self.source.fetch(), _OPTIONS)
+        old, self.handle = self.handle, new
+        if old is not None:
+            await self.adapter.close(old)
+
+    async def run(self, fn: Op) -> Any:
+        return await fn(self.handle.client)
+
+    async def aclose(self) -> None:
+        await self.adapter.close(self.handle)
+
+
+class Recorder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.samples: list[tuple[float, float]] = []  # (start, seconds) of successes
+        self.failed = 0
+        self.acked: list[str] = []
+        self.windows: list[tuple[float, float, float]] = []  # (requested, swapped, end)
+        self.ticks: list[tuple[float, float, int]] = []  # (time, loop lag s, Motor backlog)
+
+    def in_window(self, t: float) -> bool:
+        return any(a <= t <= b for a, _, b in self.windows)
+
+    def phase_p99_ms(self) -> tuple[float, float]:
+        """p99 of operations started while the next client warmed, and after the swap."""
+        pre = sorted(d for t, d in self.samples if any(a <= t < s for a, s, _ in self.windows))
+        post = sorted(d for t, d in self.samples if any(s <= t <= b for _, s, b in self.windows))
+
+        def p99(v: list[float]) -> float:
+            return round(v[int(0.99 * (len(v) - 1))] * 1000, 2) if v else 0.0
+
+        return p99(pre), p99(post)
+
+    def figures(self, lost: int, rotations: int) -> dict[str, Any]:
+        steady, rot = HdrHistogram(1, 120_000_000, 3), HdrHistogram(1, 120_000_000, 3)
+        for start, secs in self.samples:
+            (rot if self.in_window(start) else steady).record_value(max(1, int(secs * 1e6)))
+        out: dict[str, Any] = {
+            "ops": len(self.samples) + self.failed,
+            "failed": self.failed,
+            "lost": lost,
+            "rotations": rotations,
+            "p50_steady_ms": round(steady.get_value_at_percentile(50) / 1000, 2),
+            "p99_steady_ms": round(steady.get_value_at_percentile(99) / 1000, 2),
+            "p50_rotation_ms": round(rot.get_value_at_percentile(50) / 1000, 2),
+            "p99_rotation_ms": round(rot.get_value_at_percentile(99) / 1000, 2),
+        }
+        out["p99_warming_ms"], out["p99_after_swap_ms"] = self.phase_p99_ms()
+        inside = [(lag, n) for t, lag, n in self.ticks if self.in_window(t)]
+        outside = [(lag, n) for t, lag, n in self.ticks if not self.in_window(t)]
+        for name, ticks in (("steady", outside), ("rotation", inside)):
+            lags = sorted(lag for lag, _ in ticks) or [0.0]
+            out[f"loop_lag_p99_{name}_ms"] = round(lags[int(0.99 * (len(lags) - 1))] * 1000, 2)
+            if self.ticks and self.ticks[0][2] >= 0:
+                mean = sum(n for _, n in ticks) / max(1, len(ticks))
+                out[f"motor_backlog_mean_{name}"] = round(mean, 1)
+        return out
+
+
+def _insert(doc_id: str) -> Op:
+    async def op(client: Any) -> Any:
+        return await client.bench.docs.insert_one({"_id": doc_id})
+
+    return op
+
+
+def _find(doc_id: str) -> Op:
+    async def op(client: Any) -> Any:
+        return await client.bench.docs.find_one({"_id": doc_id})
+
+    return op
+
+
+async def _workload(
+    run: Callable[[Op], Awaitable[Any]], rec: Recorder, stop: asyncio.Event
+) -> None:
+    async def timed(op: Op) -> bool:
+        started = time.monotonic()
+        try:
+            await run(op)
+        except Exception:
+            rec.failed += 1
+            return False
+        rec.samples.append((started, time.monotonic() - started))
+        return True
+
+    async def worker(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            doc_id = f"{n}-{i}"
+            if await timed(_insert(doc_id)):
+                rec.acked.append(doc_id)
+                await timed(_find(doc_id))
+            await asyncio.sleep(rec.settings.think)
+
+    await asyncio.gather(*(worker(n) for n in range(rec.settings.workers)))
+
+
+async def _sample(rec: Recorder, stop: asyncio.Event, motor: bool) -> None:
+    """Every 10 ms: the event loop's lag and (Motor) the backlog of Motor's thread pool."""
+    executor: Any = None
+    if motor:
+        from motor.frameworks import asyncio as motor_asyncio
+
+        executor = motor_asyncio._EXECUTOR
+    while not stop.is_set():
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        backlog = executor._work_queue.qsize() if executor is not None else -1
+        rec.ticks.append((now, now - before - 0.01, backlog))
+
+
+@asynccontextmanager
+async def emulator(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """``python -m pool emulate`` in a subprocess; yields its summary (URIs, environments)."""
+    async with EmulatorProcess(command_delay=settings.command_delay) as proc:
+        yield proc.info
+
+
+async def measure(
+    driver: str,
+    mode: str,
+    settings: Settings | None = None,
+    stand_ins: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One run: ``driver`` in ``mode`` (``"warmed"`` or ``"naive"``); returns its figures.
+
+    ``stand_ins`` is a running :func:`emulator`'s summary; by default one is started.
+    """
+    settings = settings or Settings()
+    if stand_ins is None:
+        async with emulator(settings) as summary:
+            return await measure(driver, mode, settings, summary)
+    env = {**os.environ, **stand_ins["environments"]["eks_irsa"]}
+    uri = stand_ins["mongodb_uri"]
+    rec = Recorder(settings)
+    source = from_environment(env)
+    try:
+        if mode == "warmed":
+            rotations = await _run_warmed(uri, driver, source, settings, rec)
+        else:
+            rotations = await _run_naive(uri, driver, source, settings, rec)
+        lost = len(set(rec.acked) - await _stored_ids(uri, source))
+    finally:
+        await aclose_source(source)
+    return rec.figures(lost, rotations)
+
+
+async def _stored_ids(uri: str, source: Any) -> set[str]:
+    from pymongo import AsyncMongoClient
+
+    creds = await source.fetch()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **creds.client_options())
+    try:
+        ids = await client.bench.docs.distinct("_id")
+        await client.bench.docs.drop()  # the next run starts empty
+        return set(ids)
+    finally:
+        await client.close()
+
+
+async def _drive(
+    run: Callable[[Op], Awaitable[Any]],
+    rotate: Callable[[], Awaitable[None]],
+    driver: str,
+    settings: Settings,
+    rec: Recorder,
+) -> int:
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_workload(run, rec, stop)),
+        asyncio.create_task(_sample(rec, stop, motor=driver == "motor")),
+    ]
+    end = time.monotonic() + settings.seconds
+    rotations = 0
+    while time.monotonic() + settings.rotate_every < end:
+        await asyncio.sleep(settings.rotate_every)
+        requested = time.monotonic()
+        await rotate()
+        swapped = time.monotonic()
+        rec.windows.append((requested, swapped, swapped + settings.window))
+        rotations += 1
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    stop.set()
+    await asyncio.gather(*tasks)
+    return rotations
+
+
+async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, rec: Recorder) -> int:
+    async with (
+        CredentialCache(source) as cache,
+        ClientPool(  # type: ignore[call-overload]
+            uri,
+            credentials=cache,
+            driver=driver,
+            warm_connections=settings.warm_connections or settings.workers,
+            **_OPTIONS,
+        ) as cp,
+    ):
+
+        async def run(op: Op) -> Any:
+            async with cp.client() as client:
+                return await op(client)
+
+        async def rotate() -> None:
+            before = cp.status()["generation"]
+            await cache.refresh()
+            # Polls the public status, as a user could; the pool has no public "rotated" event.
+            while cp.status()["generation"] == before:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
+        return await _drive(run, rotate, driver, settings, rec)
+
+
+async def _run_naive(uri: str, driver: str, source: Any, settings: Settings, rec: Recorder) -> int:
+    naive = _Naive(uri, driver, source)
+    await naive.rotate()
+    try:
+        return await _drive(naive.run, naive.rotate, driver, settings, rec)
+    finally:
+        await naive.aclose()
+
+
+async def run_benchmark(
+    drivers: tuple[str, ...] = DRIVERS,
+    modes: tuple[str, ...] = MODES,
+    settings: Settings | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every driver x mode, one after the other: ``{driver: {mode: figures}}``."""
+    settings = settings or Settings()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    async with emulator(settings) as stand_ins:
+        for driver in drivers:
+            for mode in modes:
+                figures = await measure(driver, mode, settings, stand_ins)
+                results.setdefault(driver, {})[mode] = figures
+    return results
+
+
+def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The figures as a plain-text table."""
+    head = (
+        f"{'driver':8} {'mode':7} {'ops':>7} {'failed':>7} {'lost':>5} {'rot':>4} "
+        f"{'p50 st':>8} {'p99 st':>8} {'p50 rot':>8} {'p99 rot':>8} {'p99 x':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for driver, modes in results.items():
+        for mode, f in modes.items():
+            ratio = f["p99_rotation_ms"] / f["p99_steady_ms"] if f["p99_steady_ms"] else 0.0
+            lines.append(
+                f"{driver:8} {mode:7} {f['ops']:7d} {f['failed']:7d} {f['lost']:5d} "
+                f"{f['rotations']:4d} {f['p50_steady_ms']:8.2f} {f['p99_steady_ms']:8.2f} "
+                f"{f['p50_rotation_ms']:8.2f} {f['p99_rotation_ms']:8.2f} {ratio:6.2f}"
+            )
+            lines[-1] += f"   p99 warming/after {f['p99_warming_ms']}/{f['p99_after_swap_ms']}"
+            lines[-1] += f", loop lag p99 {f['loop_lag_p99_steady_ms']}/"
+            lines[-1] += f"{f['loop_lag_p99_rotation_ms']} ms"
+            if "motor_backlog_mean_steady" in f:
+                lines[-1] += (
+                    f", Motor pool backlog {f['motor_backlog_mean_steady']}"
+                    f"/{f['motor_backlog_mean_rotation']}"
+                )
+    return "\n".join(lines)
