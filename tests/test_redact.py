@@ -1,0 +1,43 @@
+"""Text from third parties is made safe before it reaches a log, status() or a message."""
+
+from __future__ import annotations
+
+from pool._redact import describe, redact
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6example"
+URLSAFE = "9AcWBveqawBLpI1wN8pgFOUb6SFbJsiPARF0v-BRcVw"
+
+
+def test_secret_shaped_runs_are_hidden() -> None:
+    """Secret keys, session tokens and url-safe auth tokens vanish from arbitrary text."""
+    text = redact(f"boom: secret={SECRET} tok {TOKEN} hdr={URLSAFE}")
+    assert SECRET not in text and TOKEN not in text and URLSAFE not in text
+    assert text.startswith("boom: ")
+
+
+def test_uri_passwords_and_token_queries_are_hidden() -> None:
+    """A URI's userinfo and token-like query values are masked, the rest stays readable."""
+    text = redact("GET https://user:hunter2@vault.local/v1/x?role=app&X-Vault-Token=s.abc failed")
+    assert "hunter2" not in text and "s.abc" not in text
+    assert "https://***@vault.local/v1/x?role=app&X-Vault-Token=***" in text
+
+
+def test_names_arns_and_uuids_stay_readable() -> None:
+    """Variable names, ARNs and UUIDs are not mistaken for secrets."""
+    text = (
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE arn:aws:iam::123456789012:role/standin-app "
+        "/v2/credentials/9cd5a616-a668-4ee1-b538-8b4da194e103"
+    )
+    assert redact(text) == text
+
+
+def test_known_secrets_are_replaced_even_when_short() -> None:
+    """Secrets passed explicitly are removed whatever their shape."""
+    assert redact("pw=abc123 here", "abc123") == "pw=*** here"
+
+
+def test_describe_names_the_class_and_cuts_long_text() -> None:
+    """describe() gives 'Class: message', redacted and bounded."""
+    text = describe(RuntimeError(f"x {SECRET} " + "y" * 1000), limit=50)
+    assert text.startswith("RuntimeError: x <redacted> ") and len(text) <= 64
