@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Literal, TypedDict
 
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["Percentiles", "Recorder", "Ticker", "ms_recorder", "ratio"]
+__all__ = ["Percentiles", "Recorder", "Ticker", "ms_recorder", "ratio", "summarize_ms"]
 
 Stat = Literal["p50", "p95", "p99", "max"]
 
@@ -73,6 +74,14 @@ class Recorder:
 def ms_recorder() -> Recorder:
     """Milliseconds at microsecond resolution, up to a minute."""
     return Recorder(resolution=0.001, highest=60_000.0)
+
+
+def summarize_ms(values: Iterable[float]) -> Percentiles | None:
+    """p50/p95/p99/max and n of millisecond ``values``; ``None`` when there are none."""
+    rec = ms_recorder()
+    for value in values:
+        rec.record(value)
+    return rec.summary()
 
 
 def ratio(alternative: Percentiles | None, ours: Percentiles | None, key: Stat) -> float | None:

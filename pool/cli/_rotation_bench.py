@@ -34,18 +34,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from ..cache import CredentialCache
 from ..client_pool import ClientPool
 from ..drivers import get_driver
 from ..sources import aclose_source, from_environment
 from ..standins.process import EmulatorProcess
+from ._bench_stats import summarize_ms
+from ._workload import Op, Workload
 
 DRIVERS = ("pymongo", "motor")
 _OPTIONS = {"serverSelectionTimeoutMS": 10000}
 MODES = ("warmed", "naive")
-Op = Callable[[Any], Awaitable[Any]]
 
 
 @dataclass
@@ -81,95 +80,47 @@ class _Naive:
         await self.adapter.close(self.handle)
 
 
-class Recorder:
+class RunLog:
+    """One run's workload, its rotation windows and its loop-lag ticks."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.samples: list[tuple[float, float]] = []  # (start, seconds) of successes
-        self.failed = 0
-        self.acked: list[str] = []
+        self.work: Workload | None = None
         self.windows: list[tuple[float, float, float]] = []  # (requested, swapped, end)
         self.ticks: list[tuple[float, float, int]] = []  # (time, loop lag s, Motor backlog)
 
     def in_window(self, t: float) -> bool:
         return any(a <= t <= b for a, _, b in self.windows)
 
-    def phase_p99_ms(self) -> tuple[float, float]:
-        """p99 of operations started while the next client warmed, and after the swap."""
-        pre = sorted(d for t, d in self.samples if any(a <= t < s for a, s, _ in self.windows))
-        post = sorted(d for t, d in self.samples if any(s <= t <= b for _, s, b in self.windows))
-
-        def p99(v: list[float]) -> float:
-            return round(v[int(0.99 * (len(v) - 1))] * 1000, 2) if v else 0.0
-
-        return p99(pre), p99(post)
+    def _p99_ms(self, seconds: list[float]) -> float:
+        summary = summarize_ms(s * 1000 for s in seconds)
+        return 0.0 if summary is None else round(summary["p99"], 2)
 
     def figures(self, lost: int, rotations: int) -> dict[str, Any]:
-        steady, rot = HdrHistogram(1, 120_000_000, 3), HdrHistogram(1, 120_000_000, 3)
-        for start, secs in self.samples:
-            (rot if self.in_window(start) else steady).record_value(max(1, int(secs * 1e6)))
-        out: dict[str, Any] = {
-            "ops": len(self.samples) + self.failed,
-            "failed": self.failed,
-            "lost": lost,
-            "rotations": rotations,
-            "p50_steady_ms": round(steady.get_value_at_percentile(50) / 1000, 2),
-            "p99_steady_ms": round(steady.get_value_at_percentile(99) / 1000, 2),
-            "p50_rotation_ms": round(rot.get_value_at_percentile(50) / 1000, 2),
-            "p99_rotation_ms": round(rot.get_value_at_percentile(99) / 1000, 2),
-        }
-        out["p99_warming_ms"], out["p99_after_swap_ms"] = self.phase_p99_ms()
-        inside = [(lag, n) for t, lag, n in self.ticks if self.in_window(t)]
-        outside = [(lag, n) for t, lag, n in self.ticks if not self.in_window(t)]
-        for name, ticks in (("steady", outside), ("rotation", inside)):
-            lags = sorted(lag for lag, _ in ticks) or [0.0]
-            out[f"loop_lag_p99_{name}_ms"] = round(lags[int(0.99 * (len(lags) - 1))] * 1000, 2)
+        work = self.work
+        samples = [] if work is None else work.samples
+        failed = 0 if work is None else work.failed
+        steady = [d for t, d in samples if not self.in_window(t)]
+        rot = [d for t, d in samples if self.in_window(t)]
+        warming = [d for t, d in samples if any(a <= t < s for a, s, _ in self.windows)]
+        after = [d for t, d in samples if any(s <= t <= b for _, s, b in self.windows)]
+        out: dict[str, Any] = {"ops": len(samples) + failed, "failed": failed, "lost": lost}
+        out["rotations"] = rotations
+        for name, values in (("steady", steady), ("rotation", rot)):
+            summary = summarize_ms(v * 1000 for v in values)
+            out[f"p50_{name}_ms"] = 0.0 if summary is None else round(summary["p50"], 2)
+            out[f"p99_{name}_ms"] = 0.0 if summary is None else round(summary["p99"], 2)
+        out["p99_warming_ms"], out["p99_after_swap_ms"] = self._p99_ms(warming), self._p99_ms(after)
+        for name, inside in (("steady", False), ("rotation", True)):
+            ticks = [(lag, n) for t, lag, n in self.ticks if self.in_window(t) == inside]
+            out[f"loop_lag_p99_{name}_ms"] = self._p99_ms([lag for lag, _ in ticks])
             if self.ticks and self.ticks[0][2] >= 0:
                 mean = sum(n for _, n in ticks) / max(1, len(ticks))
                 out[f"motor_backlog_mean_{name}"] = round(mean, 1)
         return out
 
 
-def _insert(doc_id: str) -> Op:
-    async def op(client: Any) -> Any:
-        return await client.bench.docs.insert_one({"_id": doc_id})
-
-    return op
-
-
-def _find(doc_id: str) -> Op:
-    async def op(client: Any) -> Any:
-        return await client.bench.docs.find_one({"_id": doc_id})
-
-    return op
-
-
-async def _workload(
-    run: Callable[[Op], Awaitable[Any]], rec: Recorder, stop: asyncio.Event
-) -> None:
-    async def timed(op: Op) -> bool:
-        started = time.monotonic()
-        try:
-            await run(op)
-        except Exception:
-            rec.failed += 1
-            return False
-        rec.samples.append((started, time.monotonic() - started))
-        return True
-
-    async def worker(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            doc_id = f"{n}-{i}"
-            if await timed(_insert(doc_id)):
-                rec.acked.append(doc_id)
-                await timed(_find(doc_id))
-            await asyncio.sleep(rec.settings.think)
-
-    await asyncio.gather(*(worker(n) for n in range(rec.settings.workers)))
-
-
-async def _sample(rec: Recorder, stop: asyncio.Event, motor: bool) -> None:
+async def _sample(rec: RunLog, stop: asyncio.Event, motor: bool) -> None:
     """Every 10 ms: the event loop's lag and (Motor) the backlog of Motor's thread pool."""
     executor: Any = None
     if motor:
@@ -207,14 +158,15 @@ async def measure(
             return await measure(driver, mode, settings, summary)
     env = {**os.environ, **stand_ins["environments"]["eks_irsa"]}
     uri = stand_ins["mongodb_uri"]
-    rec = Recorder(settings)
+    rec = RunLog(settings)
     source = from_environment(env)
     try:
         if mode == "warmed":
             rotations = await _run_warmed(uri, driver, source, settings, rec)
         else:
             rotations = await _run_naive(uri, driver, source, settings, rec)
-        lost = len(set(rec.acked) - await _stored_ids(uri, source))
+        acked = [] if rec.work is None else rec.work.acknowledged
+        lost = len(set(acked) - await _stored_ids(uri, source))
     finally:
         await aclose_source(source)
     return rec.figures(lost, rotations)
@@ -238,11 +190,15 @@ async def _drive(
     rotate: Callable[[], Awaitable[None]],
     driver: str,
     settings: Settings,
-    rec: Recorder,
+    rec: RunLog,
 ) -> int:
     stop = asyncio.Event()
+    rec.work = Workload(
+        run, tag="bench", workers=settings.workers, pause=settings.think, db="bench",
+        collection="docs",
+    )  # fmt: skip
     tasks = [
-        asyncio.create_task(_workload(run, rec, stop)),
+        asyncio.create_task(rec.work.run_until(stop)),
         asyncio.create_task(_sample(rec, stop, motor=driver == "motor")),
     ]
     end = time.monotonic() + settings.seconds
@@ -260,7 +216,7 @@ async def _drive(
     return rotations
 
 
-async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, rec: Recorder) -> int:
+async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, rec: RunLog) -> int:
     async with (
         CredentialCache(source) as cache,
         ClientPool(  # type: ignore[call-overload]
@@ -286,7 +242,7 @@ async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, re
         return await _drive(run, rotate, driver, settings, rec)
 
 
-async def _run_naive(uri: str, driver: str, source: Any, settings: Settings, rec: Recorder) -> int:
+async def _run_naive(uri: str, driver: str, source: Any, settings: Settings, rec: RunLog) -> int:
     naive = _Naive(uri, driver, source)
     await naive.rotate()
     try:

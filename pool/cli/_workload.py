@@ -1,16 +1,15 @@
 """Pieces the demo and the benchmarks share: a timed source, a handshake
-listener, a realistic insert/find workload that proves no acknowledged write
-is lost, and percentile summaries.
+listener, and a realistic insert/find workload that proves no acknowledged
+write is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,24 +21,6 @@ from ..sources import aclose_source
 
 DB = "pooldemo"
 COLLECTION = "events"
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | int]:
-    """p50/p95/p99/max and n of ``values`` (nearest-rank, exact); zeros when empty."""
-    if not values:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "n": 0}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-    return {
-        "p50": round(rank(50), 3),
-        "p95": round(rank(95), 3),
-        "p99": round(rank(99), 3),
-        "max": round(ordered[-1], 3),
-        "n": len(ordered),
-    }
 
 
 class TimedSource:
@@ -112,68 +93,86 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+Op = Callable[[Any], Awaitable[Any]]
+
+
 @dataclass
 class Workload:
     """``workers`` tasks alternating an insert and a find of what they inserted.
 
-    ``pause`` seconds between a worker's rounds stand for the rest of a
-    request's work; without it the client's CPU saturates and every latency
-    measured in the process (credential fetches included) is queueing.
-
-    Every insert the server acknowledged is remembered, so :meth:`missing`
-    can prove afterwards that nothing acknowledged was lost.
+    ``run(op)`` performs one operation ``op(client)`` on whatever client the
+    caller chooses (``ClientPool.run``, a lease, a naive client). ``pause``
+    seconds between a worker's rounds stand for the rest of a request's work;
+    without it the client's CPU saturates and every latency measured in the
+    process (credential fetches included) is queueing. Every insert the server
+    acknowledged is remembered, so :meth:`missing` can prove afterwards that
+    nothing acknowledged was lost; ``samples`` holds ``(start, seconds)`` of
+    each successful operation on the monotonic clock.
     """
 
-    pool: Any
+    run: Callable[[Op], Awaitable[Any]]
     tag: str
     workers: int = 32
     pause: float = 0.0
-    ops: int = 0
+    db: str = DB
+    collection: str = COLLECTION
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)
-    latencies_ms: list[tuple[float, float]] = field(default_factory=list)
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def ops(self) -> int:
+        """Operations that succeeded."""
+        return len(self.samples)
+
+    async def _timed(self, op: Op) -> bool:
+        started = time.monotonic()
+        try:
+            await self.run(op)
+        except Exception as exc:  # counted and shown, never hidden
+            self.failed += 1
+            self.errors[type(exc).__name__] += 1
+            return False
+        self.samples.append((started, time.monotonic() - started))
+        return True
+
+    def _insert(self, doc: dict[str, Any]) -> Op:
+        async def op(client: Any) -> Any:
+            return await client[self.db][self.collection].insert_one(doc)
+
+        return op
+
+    def _find(self, doc_id: str) -> Op:
+        async def op(client: Any) -> Any:
+            return await client[self.db][self.collection].find_one({"_id": doc_id})
+
+        return op
 
     async def _worker(self, number: int, stop: asyncio.Event) -> None:
-        coll_name = COLLECTION
         seq = 0
         while not stop.is_set():
             doc_id = f"{self.tag}-{number}-{seq}"
             seq += 1
-            for op in ("insert", "find"):
-                t0 = time.perf_counter()
-                try:
-                    if op == "insert":
-                        await self.pool.run(
-                            lambda c, d=doc_id: c[DB][coll_name].insert_one(
-                                {"_id": d, "tag": self.tag, "worker": number}
-                            )
-                        )
-                        self.acknowledged.append(doc_id)
-                    else:
-                        await self.pool.run(
-                            lambda c, d=doc_id: c[DB][coll_name].find_one({"_id": d})
-                        )
-                except Exception as exc:  # counted and shown, never hidden
-                    self.failed += 1
-                    self.errors[type(exc).__name__] += 1
-                    break
-                self.ops += 1
-                self.latencies_ms.append((time.monotonic(), (time.perf_counter() - t0) * 1000))
+            doc = {"_id": doc_id, "tag": self.tag, "worker": number}
+            if await self._timed(self._insert(doc)):
+                self.acknowledged.append(doc_id)
+                await self._timed(self._find(doc_id))
             if self.pause:
                 await asyncio.sleep(self.pause)
 
     async def run_until(self, stop: asyncio.Event) -> None:
+        """Run every worker until ``stop`` is set."""
         async with asyncio.TaskGroup() as tg:
             for n in range(self.workers):
                 tg.create_task(self._worker(n, stop))
 
-    async def missing(self) -> int:
-        """How many acknowledged inserts the server no longer has."""
+    async def missing(self, run: Callable[[Op], Awaitable[Any]] | None = None) -> int:
+        """How many acknowledged inserts the server no longer has (read through ``run``)."""
 
         async def ids(client: Any) -> set[str]:
-            cursor = client[DB][COLLECTION].find({"tag": self.tag}, {"_id": 1})
-            return {doc["_id"] async for doc in cursor}
+            coll = client[self.db][self.collection]
+            return {doc["_id"] async for doc in coll.find({"tag": self.tag}, {"_id": 1})}
 
-        present: set[str] = await self.pool.run(ids)
+        present: set[str] = await (run or self.run)(ids)
         return len(set(self.acknowledged) - present)

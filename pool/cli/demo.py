@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._workload import HandshakeListener, TimedSource, Workload, patched_environ, percentiles
+from ._bench_stats import summarize_ms
+from ._workload import HandshakeListener, TimedSource, Workload, patched_environ
 
 ENVIRONMENTS: dict[str, str] = {
     "lambda": "AWS Lambda (env vars)",
@@ -113,7 +114,7 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
                 warm_connections=4,
                 event_listeners=[listener],
             ) as cp:
-                work = Workload(cp, tag=row.env, workers=args.workers, pause=args.pause)
+                work = Workload(cp.run, tag=row.env, workers=args.workers, pause=args.pause)
                 stop = asyncio.Event()
                 runner = asyncio.create_task(work.run_until(stop))
                 deadline = time.monotonic() + seconds
@@ -134,8 +135,8 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
         finally:
-            row.fetch = percentiles(source.fetch_ms)
-            row.handshake = percentiles(listener.handshake_ms)
+            row.fetch = dict(summarize_ms(source.fetch_ms) or {})
+            row.handshake = dict(summarize_ms(listener.handshake_ms) or {})
             row.state = "done" if row.ok else "FAILED"
 
 
