@@ -62,3 +62,11 @@ def test_check_never_prints_secrets() -> None:
     assert "IQoJb3JpZ2lu" not in text
     # A secret access key is 40 chars of base64 alphabet; nothing like it may appear.
     assert not re.search(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", text)
+
+
+def test_check_refuses_a_uri_with_credentials_without_echoing_them() -> None:
+    """A URI with a password is refused with the fix named, and the password is never printed."""
+    done = check("--source", "ecs", "--uri", "mongodb://AKIAEXAMPLE:s3cr3tPassw0rd@127.0.0.1:1/")
+    assert done.returncode == 1
+    assert "FAIL  connect" in done.stdout and "keyword options" in done.stdout
+    assert "s3cr3tPassw0rd" not in done.stdout + done.stderr

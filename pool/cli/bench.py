@@ -20,19 +20,17 @@ import argparse
 import asyncio
 import json
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._redact import describe
 from ._bench_setup import ENVIRONMENTS, PROFILES
 
 QUICK = {"samples": 25, "cache_batches": 100, "rotation_seconds": None}
 FULL = {"samples": 200, "cache_batches": 200, "rotation_seconds": None}
-# Base64 (secret keys, session tokens) and base64url (container auth tokens) runs.
-_SECRETISH = re.compile(r"[A-Za-z0-9+/=]{40,}|[A-Za-z0-9_-]{32,}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,11 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--rotation-seconds", type=float, help=argparse.SUPPRESS)
     p.add_argument("--only", choices=list(ENVIRONMENTS), action="append", help=argparse.SUPPRESS)
-
-
-def redact(text: str) -> str:
-    """Error text safe to print: anything long enough to be a key or token is hidden."""
-    return _SECRETISH.sub("<redacted>", text)
 
 
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,7 +127,7 @@ async def _environment(
                   result.fetch.pool.summary(), "p50")  # fmt: skip
         done("" if r is None else f"{r:.1f}× vs aiobotocore (p50)")
     except Exception as exc:  # reported in the tables, never hidden; other environments go on
-        result.error = redact(f"fetch: {type(exc).__name__}: {exc}")
+        result.error = "fetch: " + describe(exc)
         done("[red]failed")
     advance, done = progress.phase(f"{label}: handshake + loop stall", samples)
     try:
@@ -146,7 +139,7 @@ async def _environment(
         r = ratio(hs.pymongo_builtin.summary(), hs.pool.summary(), "p50")
         done("" if r is None else f"{r:.1f}× vs PyMongo built-in (p50)")
     except Exception as exc:
-        result.error = redact(f"handshake: {type(exc).__name__}: {exc}")
+        result.error = "handshake: " + describe(exc)
         done("[red]failed")
     return result
 
@@ -161,7 +154,7 @@ async def _rotation(args: argparse.Namespace, results: Any, progress: Progress) 
         )
         done("")
     except Exception as exc:  # shown in the table and the exit status
-        results.rotation_error = redact(f"rotation: {type(exc).__name__}: {exc}")
+        results.rotation_error = "rotation: " + describe(exc)
         results.rotation_note = results.rotation_error
         done("[red]failed")
 

@@ -31,6 +31,7 @@ SOURCES = {
     "web-identity": "eks_irsa",
     "pod-identity": "eks_pod_identity",
 }
+_USERINFO = re.compile(r"^[a-z+]+://[^/?#]*@", re.IGNORECASE)
 _ASSUMED = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
 
 
@@ -67,6 +68,18 @@ class Report:
             line += "\n" + "\n".join(f"{'':22}{part}" for part in fix.splitlines())
         print(line, flush=True)
         self.failed |= ok is False
+
+
+def describe(exc: BaseException) -> str:
+    from .._redact import describe as _describe
+
+    return _describe(exc, limit=600)
+
+
+def redact(text: str) -> str:
+    from .._redact import redact as _redact
+
+    return _redact(text)
 
 
 def _explain_fetch(exc: BaseException) -> str:
@@ -182,7 +195,7 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
             source = explicit[args.source].from_env(environ)
             why = f"--source {args.source}"
     except Exception as exc:  # every failure here is reported, not raised
-        report.step("source", False, f"{type(exc).__name__}: {exc}", _explain_fetch(exc))
+        report.step("source", False, describe(exc), _explain_fetch(exc))
         return report
     report.step("source", True, f"{source.name} ({why})")
     try:
@@ -190,7 +203,7 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
         try:
             creds = await source.fetch()
         except Exception as exc:
-            report.step("fetch", False, f"{type(exc).__name__}: {exc}", _explain_fetch(exc))
+            report.step("fetch", False, describe(exc), _explain_fetch(exc))
             return report
         fetch_ms = (time.perf_counter() - t0) * 1000
         left = creds.remaining()
@@ -214,17 +227,26 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
         report.step(
             "identity",
             None,
-            f"STS GetCallerIdentity failed: {type(exc).__name__}: {exc}",
+            f"STS GetCallerIdentity failed: {describe(exc)}",
             "Not fatal (Atlas calls STS itself), but the server will likely refuse the same\n"
             "credentials; a VPC without STS access also explains this.",
         )
     if not uri:
         report.step("connect", False, "no MongoDB URI", "Pass --uri or set MONGODB_URI.")
         return report
+    if _USERINFO.match(uri):
+        report.step(
+            "connect",
+            False,
+            "the URI carries a user name or password",
+            "Remove them: with MONGODB-AWS the credentials come from the source and go to\n"
+            "the driver as keyword options.",
+        )
+        return report
     try:
         auth_ms, ping_ms = await _connect(uri, creds, args.driver, args.timeout)
     except Exception as exc:
-        report.step("connect+auth", False, f"{type(exc).__name__}: {exc}", _explain_auth(exc, role))
+        report.step("connect+auth", False, describe(exc), _explain_auth(exc, role))
         return report
     report.step("connect+auth", True, f"{auth_ms:.1f} ms (hello, saslStart, saslContinue, ping)")
     report.step("ping", True, f"{ping_ms:.2f} ms on the authenticated connection")
@@ -234,7 +256,8 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
 async def _run(args: argparse.Namespace) -> int:
     uri = args.uri or os.environ.get("MONGODB_URI")
     if not args.emulated:
-        print(f"Checking {args.source} credentials → {uri or '(no URI)'} [{args.driver}]")
+        shown = redact(uri) if uri else "(no URI)"
+        print(f"Checking {args.source} credentials → {shown} [{args.driver}]")
         report = await _check(args, os.environ, uri)
     else:
         from ..standins.emulator import Emulator
@@ -247,7 +270,7 @@ async def _run(args: argparse.Namespace) -> int:
             env_name = SOURCES[args.source] or "ecs"
             environ = {**emulator.env_for(env_name), "AWS_ENDPOINT_URL_STS": emulator.aws.sts_url}
             uri = uri or emulator.mongodb_uri
-            print(f"Checking {env_name} on the stand-ins → {uri} [{args.driver}]")
+            print(f"Checking {env_name} on the stand-ins → {redact(uri)} [{args.driver}]")
             report = await _check(args, environ, uri)
     print("all good" if not report.failed else "FAILED: see above", flush=True)
     return 1 if report.failed else 0
