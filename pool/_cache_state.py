@@ -6,6 +6,7 @@ here awaits or reads a clock.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 
 from ._log import key_hint
+from ._redact import describe
 from ._windows import Windows
 from .credentials import Credentials
 from .errors import CredentialFetchError, PoolError
@@ -90,23 +92,30 @@ class Flight:
         self.done.set()
 
 
-def as_pool_error(exc: Exception, source: str) -> PoolError:
+def as_pool_error(exc: BaseException, source: str) -> PoolError:
     """``exc`` as one of the library's errors: ours as they are, others wrapped.
 
-    Unknown exceptions (a custom source's ``OSError``, a bug) become a
-    retryable :class:`CredentialFetchError`, so they are retried with backoff.
-    The library's own errors pass through; only a :class:`CredentialFetchError`
-    with ``retryable`` set is retried soon (misuse such as a closed source or
-    bad configuration is not).
+    Unknown exceptions (a custom source's ``OSError``, a bug, a stray
+    ``CancelledError``) become a retryable :class:`CredentialFetchError`, so
+    they are retried with backoff. Their text comes from third-party code and
+    may quote a URL with a token or a response body, so the new message keeps
+    only its redacted form (:func:`pool._redact.describe`); the original stays
+    reachable as ``__cause__`` only, for tracebacks. The library's own errors
+    pass through (their messages carry no secret); only a
+    :class:`CredentialFetchError` with ``retryable`` set is retried soon
+    (misuse such as a closed source or bad configuration is not).
     """
     if isinstance(exc, PoolError):
         return exc
-    detail = str(exc)[:_MAX_MESSAGE]
+    if isinstance(exc, asyncio.CancelledError):
+        detail = (
+            "CancelledError although the cache did not cancel it "
+            "(a bug in the source or in a library it uses); retrying with backoff"
+        )
+    else:
+        detail = describe(exc, limit=_MAX_MESSAGE)
     err = CredentialFetchError(
-        f"credential source {source!r} failed: {type(exc).__name__}"
-        + (f": {detail}" if detail else ""),
-        source=source,
-        retryable=True,
+        f"credential source {source!r} failed: {detail}", source=source, retryable=True
     )
     err.__cause__ = exc
     return err

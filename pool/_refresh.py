@@ -157,6 +157,27 @@ class RefreshState:
         self.retry_pending = True
         self.schedule(at, "same-credentials", now)
 
+    def record(
+        self, creds: object, error: PoolError | None, now: float, duration_ms: float
+    ) -> tuple[PoolError | None, bool]:
+        """Apply one fetch's outcome (``creds``, or the ``error`` it raised) and log it.
+
+        Returns the error the fetch ends with (its own, or why ``creds`` were
+        refused; None on success) and whether a new set was installed.
+        """
+        rotated = False
+        if error is None:
+            outcome = self.accept(creds, now)
+            if isinstance(outcome, PoolError):
+                error = outcome
+            else:
+                rotated = outcome
+        if error is not None:
+            self.fail(error, now, duration_ms)
+        else:
+            self.log_success(rotated, now, duration_ms)
+        return error, rotated
+
     def fail(self, error: PoolError, now: float, duration_ms: float) -> None:
         """Record a failed attempt and schedule the retry (backoff with full jitter)."""
         self.failures += 1
@@ -167,7 +188,7 @@ class RefreshState:
         cap = w.backoff_cap(p.backoff_max, entry.lifetime if entry is not None else None)
         if retryable:
             initial = min(p.backoff_initial, cap)
-            delay = w.full_jitter(self.consecutive_failures, initial, cap, self.rng)
+            delay = w.backoff_delay(self.consecutive_failures, initial, cap, self.rng)
         else:
             delay = w.non_retryable_delay(cap, self.rng)
         at, self.retry_pending = now + delay, True
@@ -177,12 +198,19 @@ class RefreshState:
                 at, self.retry_pending = entry.refresh_at, False
             elif now < entry.mandatory_at:
                 at = min(at, entry.mandatory_at)  # one more try before callers must wait
+        # The source logs the failure itself (built-in sources, with the
+        # reason); this line says what the cache decided: the class only, no
+        # message text (a custom source's text is not ours to vouch for).
+        valid_for = entry.valid_until - now if entry is not None else -math.inf
         self.log.warning(
             "cache.fetch.failed",
             error_class=type(error).__name__,
-            error=str(error),
+            cause_class=type(error.__cause__).__name__ if error.__cause__ else None,
             retryable=retryable,
             consecutive=self.consecutive_failures,
+            retry_in_s=_finite(at - now),
+            serving_current=valid_for > 0,
+            valid_for_s=_finite(valid_for) if valid_for > 0 else None,
             duration_ms=duration_ms,
         )
         self.schedule(at, "retry", now)
@@ -203,8 +231,7 @@ class RefreshState:
     def schedule(self, at: float, reason: str, now: float) -> None:
         """Set the next attempt's time and reason, and log it."""
         self.wake_at, self.wake_reason = at, reason
-        in_s = None if math.isinf(at) else round(max(0.0, at - now), 3)
-        self.log.debug("cache.refresh.scheduled", in_s=in_s, reason=reason)
+        self.log.debug("cache.refresh.scheduled", in_s=_finite(max(0.0, at - now)), reason=reason)
 
     def describe_unavailable(self, now: float) -> str:
         """Why no credentials are valid now, for :class:`CredentialsExpiredError`'s message."""
@@ -222,6 +249,11 @@ class RefreshState:
                 f"next try in {retry_in:.1f} s"
             )
         return f"no valid credentials from {self.name!r}: {what}"
+
+
+def _finite(seconds: float) -> float | None:
+    """``seconds`` rounded for a log line; None for "never" (infinite)."""
+    return round(seconds, 3) if math.isfinite(seconds) else None
 
 
 def source_name(source: object) -> str:

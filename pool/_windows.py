@@ -2,7 +2,8 @@
 
 Nothing here reads a clock or touches state: every function takes the numbers it
 needs (seconds, a :class:`random.Random`) and returns seconds, so the policy is
-tested by itself and the cache stays bookkeeping.
+tested by itself and the cache stays bookkeeping. :func:`backoff_delay` is also
+the retry backoff of the rest of the library (HTTP sources, client rotation).
 
 Two windows before a credential set's deadline (botocore's ``RefreshableCredentials``
 design, sized the way AWS's newer SDKs size them):
@@ -36,7 +37,7 @@ __all__ = [
     "Windows",
     "advisory_for",
     "backoff_cap",
-    "full_jitter",
+    "backoff_delay",
     "mandatory_for",
     "non_retryable_delay",
     "refresh_point",
@@ -128,13 +129,32 @@ def backoff_cap(backoff_max: float, lifetime: float | None) -> float:
     return max(0.0, min(backoff_max, lifetime / 4))
 
 
-def full_jitter(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, initial * 2**(n-1))]``.
+def backoff_delay(
+    attempt: int,
+    initial: float,
+    cap: float,
+    rng: random.Random | None = None,
+    *,
+    floor: float = 0.0,
+) -> float:
+    """The pause before retry number ``attempt``: exponential backoff with jitter.
 
-    ``attempt`` counts from 1 (the first retry after the first failure).
+    The library's one backoff helper (the cache, the HTTP sources' retries and
+    the client pool's rotation retries all use it). The bound doubles per
+    attempt, ``min(cap, initial * 2**(attempt - 1))``, and the pause is uniform
+    in ``[floor * bound, bound]``. ``floor=0`` is "full jitter", AWS's
+    recommendation, which spreads a fleet's retries the most; ``floor=0.5``
+    ("equal jitter") keeps at least half the bound. ``attempt`` counts from 1
+    (the first retry after the first failure); values below 1 count as 1.
+    ``rng`` defaults to the :mod:`random` module's shared generator; pass a
+    seeded :class:`random.Random` for reproducible tests. Pure: no clock, no state.
     """
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must be between 0 and 1; got {floor}")
     exponent = min(max(attempt, 1) - 1, 62)  # 2**62 already exceeds any cap
-    return rng.uniform(0.0, min(cap, initial * 2.0**exponent))
+    bound = max(0.0, min(cap, initial * 2.0**exponent))
+    uniform = rng.uniform if rng is not None else random.uniform
+    return uniform(floor * bound, bound)
 
 
 def non_retryable_delay(cap: float, rng: random.Random) -> float:
@@ -156,4 +176,4 @@ def same_credentials_delay(streak: int, retry: float, advisory: float, rng: rand
     """
     initial = min(retry, advisory / 10)
     cap = max(initial, advisory / 12)
-    return full_jitter(streak, initial, cap, rng)
+    return backoff_delay(streak, initial, cap, rng)

@@ -16,12 +16,16 @@ aiobotocore's ``AioRefreshableCredentials`` in four ways:
 * ``get()`` checks validity against the clock itself, so a late timer (a
   frozen Lambda sandbox) never hands out expired credentials.
 
+No waiter ever hangs: whatever ends the fetch or the task (a failure, a
+``CancelledError`` the source raised by itself, which counts as a retryable
+failed fetch, a bug, or the task cancelled without ``aclose()``), the waiters
+are woken with an error (see :mod:`pool._cache_task`).
+
 Concurrency: event-loop only (asyncio), not thread-safe.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import warnings
@@ -32,7 +36,8 @@ from typing import Any, Self
 import anyio
 
 from . import _windows as w
-from ._cache_state import Flight, as_pool_error, status_of
+from ._cache_state import status_of
+from ._cache_task import RefreshTask
 from ._fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscription
 from ._log import get_logger, key_hint
 from ._refresh import Policy, RefreshState, source_name
@@ -42,7 +47,6 @@ from .errors import (
     CredentialsExpiredError,
     InvariantError,
     PoolClosedError,
-    PoolError,
 )
 
 __all__ = ["CredentialCache", "Subscription"]
@@ -95,15 +99,14 @@ class CredentialCache:
         self._source = source
         self._name = source_name(source)
         self._clock = clock
-        self._sleep = sleep if sleep is not None else anyio.sleep
         self._owns_source = owns_source
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
         self._st = RefreshState(policy, self._name, rng or random.Random(), self._log)
-        self._flight: Flight | None = None
-        self._crash: InvariantError | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._sleep_scope: anyio.CancelScope | None = None
+        self._runner = RefreshTask(
+            source, self._st, clock=clock, sleep=sleep or anyio.sleep, log=self._log,
+            publish=self._fanout.publish,
+        )  # fmt: skip
         self._closed = False
         self._close_done: anyio.Event | None = None
 
@@ -112,7 +115,7 @@ class CredentialCache:
     async def __aenter__(self) -> Self:
         """Start the background task; the first fetch begins at once."""
         self._check_open()
-        self._ensure_started()
+        self._runner.start()
         return self
 
     async def __aexit__(
@@ -137,12 +140,9 @@ class CredentialCache:
         self._close_done = done = anyio.Event()
         try:
             with anyio.CancelScope(shield=True):
-                task, self._task = self._task, None
-                if task is not None:
-                    task.cancel()
-                    if task is not asyncio.current_task():
-                        await asyncio.wait([task])
-                self._end_flight(PoolClosedError(f"credential cache for {self._name!r} closed"))
+                await self._runner.stop(
+                    PoolClosedError(f"credential cache for {self._name!r} closed")
+                )
                 self._st.entry = None
                 await self._fanout.aclose()
                 if self._owns_source:
@@ -156,7 +156,8 @@ class CredentialCache:
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         # The running task references the cache, so this only runs once the task
         # is gone without aclose(): typically the loop shut down under it.
-        if getattr(self, "_task", None) is not None and not getattr(self, "_closed", True):
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.task is not None and not getattr(self, "_closed", True):
             _warn(
                 f"CredentialCache for {self._name!r} was never closed; "
                 "use 'async with' or await aclose()",
@@ -195,18 +196,18 @@ class CredentialCache:
         if entry is not None:
             now = self._clock()
             if now < entry.mandatory_at:
-                if now >= self._st.wake_at and self._flight is None:
-                    self._nudge()  # the timer is late (frozen process): refresh now
+                if now >= self._st.wake_at and self._runner.flight is None:
+                    self._runner.nudge()  # the timer is late (frozen process): refresh now
                 return entry.creds
         return await self._get_slow()
 
     async def _get_slow(self) -> Credentials:
         self._check_open()
-        self._ensure_started()
+        self._runner.start()
         entry, now = self._st.entry, self._clock()
         if entry is not None and now < entry.mandatory_at:
             return entry.creds
-        flight = self._flight
+        flight = self._runner.flight
         if flight is None:
             st = self._st
             if st.retry_pending and now < st.wake_at:
@@ -216,7 +217,7 @@ class CredentialCache:
                 if st.last_error is not None:
                     raise st.last_error.with_traceback(st.last_traceback)
                 raise self._unavailable()
-            flight = self._request("get")
+            flight = self._runner.request("get")
         await flight.done.wait()
         entry = self._st.entry
         if entry is not None and self._clock() < entry.valid_until:
@@ -231,8 +232,8 @@ class CredentialCache:
         Ignores the backoff schedule: use for explicit operator action, not in a loop.
         """
         self._check_open()
-        self._ensure_started()
-        flight = self._flight or self._request("refresh")
+        self._runner.start()
+        flight = self._runner.flight or self._runner.request("refresh")
         await flight.done.wait()
         if flight.error is not None:
             raise flight.error.with_traceback(flight.traceback)
@@ -255,8 +256,8 @@ class CredentialCache:
             return
         entry.invalidate()
         self._log.warning("cache.invalidated", key=key_hint(entry.creds.access_key_id))
-        if self._task is not None:
-            self._request("invalidate")
+        if self._runner.task is not None:
+            self._runner.request("invalidate")
 
     def subscribe(self) -> Subscription:
         """``async for creds in cache.subscribe()``: the current set (if valid), then each new one.
@@ -278,97 +279,28 @@ class CredentialCache:
         return self._fanout.add_listener(callback)
 
     def status(self) -> dict[str, Any]:
-        """A JSON-able snapshot: state, remaining time, next refresh, counts, last error."""
+        """A JSON-able snapshot: state, remaining time, next refresh, counts, last error.
+
+        ``state`` is one of ``idle`` (task not started), ``fetching`` /
+        ``refreshing`` (a fetch in flight, without / with valid credentials),
+        ``valid``, ``retrying`` (last attempt failed, still serving), ``failed``
+        (failed, nothing valid), ``expired``, ``crashed`` (the task is gone:
+        every call that needs a fetch raises :class:`InvariantError`), ``closed``.
+        No secret: key hints, and error messages whose third-party text is redacted.
+        """
         subscribers, listeners = self._fanout.counts
         return status_of(
             name=self._name,
             state=self._state(),
             entry=self._st.entry,
             now=self._clock(),
-            next_at=0.0 if self._flight is not None else self._st.wake_at,
+            next_at=0.0 if self._runner.flight is not None else self._st.wake_at,
             counts={**self._st.counts(), "subscribers": subscribers, "listeners": listeners},
             last_error=self._st.last_error,
         )
 
     def __repr__(self) -> str:
         return f"CredentialCache(source={self._name!r}, state={self._state()!r})"
-
-    # -- background task -------------------------------------------------------
-
-    def _ensure_started(self) -> None:
-        if self._task is None and not self._closed:
-            loop = asyncio.get_running_loop()
-            self._task = loop.create_task(self._run(), name=f"CredentialCache({self._name})")
-
-    def _request(self, reason: str) -> Flight:
-        if self._crash is not None:
-            raise self._crash
-        if self._flight is None:
-            self._flight = Flight(reason if self._st.fetches else "initial")
-            self._nudge()
-        return self._flight
-
-    def _nudge(self) -> None:
-        if self._sleep_scope is not None:
-            self._sleep_scope.cancel()
-
-    async def _run(self) -> None:
-        try:
-            while not self._closed:  # in case a cancellation were ever swallowed
-                if self._flight is None:
-                    delay = self._st.wake_at - self._clock()
-                    if delay > 0:
-                        await self._sleep_until_woken(delay)
-                        continue  # re-read the clock: woken early, or a request came
-                    self._flight = Flight(self._st.wake_reason)
-                await self._attempt(self._flight)
-        except Exception as exc:
-            # A bug here must not leave waiters hanging: fail them and every later call.
-            self._crash = InvariantError(f"credential cache task crashed: {type(exc).__name__}")
-            self._crash.__cause__ = exc
-            self._log.error("cache.crashed", error_class=type(exc).__name__, exc_info=True)
-            self._end_flight(self._crash)
-
-    async def _sleep_until_woken(self, delay: float) -> None:
-        scope = self._sleep_scope = anyio.CancelScope()
-        try:
-            with scope:
-                await self._sleep(delay)
-        finally:
-            self._sleep_scope = None
-
-    async def _attempt(self, flight: Flight) -> None:
-        st = self._st
-        st.fetches += 1
-        started = time.perf_counter()
-        self._log.debug("cache.fetch.start", reason=flight.reason, fetch=st.fetches)
-        error: PoolError | None = None
-        try:
-            creds: object = await self._source.fetch()
-        except Exception as exc:
-            creds, error = None, as_pool_error(exc, self._name)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        now = self._clock()
-        rotated = False
-        if error is None:
-            outcome = st.accept(creds, now)
-            if isinstance(outcome, PoolError):
-                error = outcome
-            else:
-                rotated = outcome
-        if error is not None:
-            st.fail(error, now, duration_ms)
-        else:
-            st.log_success(rotated, now, duration_ms)
-        entry = self._st.entry
-        self._end_flight(error, entry.creds if entry is not None and error is None else None)
-        if rotated and entry is not None:
-            self._fanout.publish(entry.creds)
-
-    def _end_flight(self, error: BaseException | None, creds: Credentials | None = None) -> None:
-        flight, self._flight = self._flight, None
-        if flight is not None:
-            flight.finish(creds, error)
 
     # -- state -----------------------------------------------------------------
 
@@ -377,14 +309,14 @@ class CredentialCache:
             raise PoolClosedError(
                 f"credential cache for {self._name!r} was used after aclose(); create a new one"
             )
-        if self._crash is not None:
-            raise self._crash
+        if self._runner.crash is not None:
+            raise self._runner.crash
 
     def _unavailable(self) -> Exception:
         if self._closed:
             return PoolClosedError(f"credential cache for {self._name!r} is closed")
-        if self._crash is not None:
-            return self._crash
+        if self._runner.crash is not None:
+            return self._runner.crash
         exc = CredentialsExpiredError(self._st.describe_unavailable(self._clock()))
         exc.__cause__ = self._st.last_error if self._st.retry_pending else None
         return exc
@@ -392,11 +324,13 @@ class CredentialCache:
     def _state(self) -> str:
         if self._closed:
             return "closed"
-        if self._task is None:
+        if self._runner.crash is not None:
+            return "crashed"
+        if self._runner.task is None:
             return "idle"
         entry = self._st.entry
         valid = entry is not None and self._clock() < entry.valid_until
-        if self._flight is not None:
+        if self._runner.flight is not None:
             return "refreshing" if valid else "fetching"
         if self._st.retry_pending:
             return "retrying" if valid else ("failed" if self._st.last_error else "expired")

@@ -52,6 +52,12 @@ async def settle(max_rounds: int = 10_000) -> None:
     raise AssertionError("tasks did not settle: something is spinning")
 
 
+def cache_task(name: str = "fake") -> asyncio.Task[Any]:
+    """The background task of the cache over the source called ``name`` (found by task name)."""
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == f"CredentialCache({name})"]
+    return task
+
+
 def _blocked(task: asyncio.Task[Any]) -> bool:
     waiter = task._fut_waiter  # type: ignore[attr-defined]  # as anyio reads it
     return waiter is not None and not waiter.done()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from cache_fakes import FakeClock, FakeSource, make_creds, settle
+from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
 from pool.errors import (
@@ -168,6 +170,51 @@ async def test_unknown_exceptions_are_wrapped_and_retried(
         assert info.value.retryable is True
         assert isinstance(info.value.__cause__, ConnectionResetError)
         assert clock.next_timer is not None and clock.next_timer - clock.now <= 1.0
+
+
+_VAULT_TOKEN = "hvs.CAESIJ5xSECRETtoken123"
+_VAULT_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_VAULT_ERROR = f"GET https://vault/v1/creds?token={_VAULT_TOKEN} failed: secret={_VAULT_SECRET}"
+
+
+def _assert_no_vault_secret(text: str) -> None:
+    for secret in (_VAULT_TOKEN, _VAULT_SECRET, "SECRETtoken", "EXAMPLEKEY", "MDENG"):
+        assert secret not in text, f"{secret!r} leaked into: {text}"
+
+
+async def test_third_party_error_text_is_redacted_everywhere(
+    make_cache: Callable[..., CredentialCache], clock: FakeClock
+) -> None:
+    """A source error quoting a token or a secret leaves no trace in logs, status, errors."""
+    source = FakeSource()
+    source.script.extend([RuntimeError(_VAULT_ERROR) for _ in range(3)])
+    texts: list[str] = []
+    with capture_logs() as logs:
+        async with make_cache(source) as cache:
+            subscription = cache.subscribe()
+            with pytest.raises(CredentialFetchError) as cold:
+                await cache.get()  # nothing cached: the waiter gets the error
+            with pytest.raises(CredentialsExpiredError) as expired:
+                _ = cache.current
+            status = cache.status()
+            texts += [str(cold.value), repr(cold.value), str(expired.value), repr(expired.value)]
+            texts += [json.dumps(status), repr(cache)]
+            assert clock.next_timer is not None
+            await clock.run_until(clock.next_timer)  # the retry: also the secret error
+            with pytest.raises(CredentialFetchError) as again:
+                await cache.refresh()
+            texts += [str(again.value), repr(again.value), json.dumps(cache.status())]
+        texts += [repr(item) async for item in subscription]
+    texts.append(repr(logs))
+    blob = "\n".join(texts)
+    _assert_no_vault_secret(blob)
+    assert "RuntimeError" in str(cold.value) and "https://vault/v1/creds" in str(cold.value)
+    assert status["last_error"]["type"] == "CredentialFetchError"
+    assert "RuntimeError" in status["last_error"]["message"]
+    assert status["last_error"]["retryable"] is True
+    assert isinstance(cold.value.__cause__, RuntimeError)  # the original, for tracebacks only
+    failed = [e for e in logs if e["event"] == "cache.fetch.failed"]
+    assert failed and all(e["cause_class"] == "RuntimeError" for e in failed)
 
 
 async def test_library_misuse_errors_from_a_source_are_not_retried_soon(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from cache_fakes import FakeSource, settle
+from cache_fakes import FakeSource, cache_task, settle
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
@@ -168,8 +168,7 @@ async def test_unclosed_cache_warns_when_collected(
 
     cache = make_cache(source)
     await cache.get()
-    task = cache._task
-    assert task is not None
+    task = cache_task()
     task.cancel()  # what loop shutdown does to a forgotten cache
     await asyncio.wait([task])
     del task

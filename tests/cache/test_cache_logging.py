@@ -11,7 +11,9 @@ from cache_fakes import SECRET_MARK, TOKEN_MARK, FakeClock, FakeSource, settle
 from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
+from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
+from pool.sources.base import SourceBase
 
 
 def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -40,7 +42,7 @@ async def test_fetch_start_end_and_schedule_are_logged(
 async def test_failures_are_logged_with_their_class(
     cache: CredentialCache, source: FakeSource, clock: FakeClock
 ) -> None:
-    """A failed fetch logs the error class, retryability and the retry schedule."""
+    """A failed refresh logs the class and the decision (retry in N s, serving M s more)."""
     source.script.append(CredentialFetchError("ECS said 500", source="fake", retryable=True))
     with capture_logs() as logs:
         assert clock.next_timer is not None
@@ -49,7 +51,53 @@ async def test_failures_are_logged_with_their_class(
     assert failed["error_class"] == "CredentialFetchError"
     assert failed["retryable"] is True
     assert failed["log_level"] == "warning"
+    assert clock.next_timer is not None
+    assert failed["retry_in_s"] == pytest.approx(clock.next_timer - clock.now, abs=1e-3)
+    assert failed["serving_current"] is True
+    assert failed["valid_for_s"] == pytest.approx(cache.status()["remaining_s"], abs=1e-3)
+    assert "ECS said 500" not in repr(failed)  # the source's own line carries the reason
     assert _events(logs, "cache.refresh.scheduled")[-1]["reason"] == "retry"
+
+
+async def test_cold_failure_log_says_nothing_valid_is_served(
+    make_cache: Callable[..., CredentialCache], source: FakeSource, clock: FakeClock
+) -> None:
+    """A failed first fetch logs that no valid credentials are served, and when it retries."""
+    source.script.append(CredentialFetchError("refused", source="fake", retryable=True))
+    with capture_logs() as logs:
+        async with make_cache(source) as cache:
+            with pytest.raises(CredentialFetchError):
+                await cache.get()
+            assert clock.next_timer is not None
+            retry_in = clock.next_timer - clock.now
+    (failed,) = _events(logs, "cache.fetch.failed")
+    assert failed["serving_current"] is False and failed["valid_for_s"] is None
+    assert failed["retry_in_s"] == pytest.approx(retry_in, abs=1e-3)
+
+
+class _FailingBuiltin(SourceBase):
+    name = "builtin"
+
+    async def _fetch(self) -> Credentials:
+        raise CredentialFetchError(
+            "container endpoint answered 503 Slow Down", source=self.name, retryable=True
+        )
+
+
+async def test_a_failed_fetch_is_explained_once_not_twice(
+    make_cache: Callable[..., CredentialCache],
+) -> None:
+    """Only the source's warning carries the failure's message; the cache's adds its decision."""
+    with capture_logs() as logs:
+        async with make_cache(_FailingBuiltin()) as cache:
+            with pytest.raises(CredentialFetchError):
+                await cache.get()
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    explaining = [e for e in warnings if "503 Slow Down" in repr(e)]
+    assert len(explaining) <= 1, explaining
+    (failed,) = _events(logs, "cache.fetch.failed")
+    assert failed not in explaining
+    assert failed["error_class"] == "CredentialFetchError"
 
 
 async def test_no_secret_in_logs_status_errors_or_reprs(

@@ -56,13 +56,44 @@ def test_refresh_point_stays_in_the_jittered_part_of_the_advisory_window() -> No
     assert w.refresh_point(10_000, windows, 0.0, rng) == 10_000 - 900
 
 
-def test_full_jitter_doubles_its_bound_up_to_the_cap() -> None:
-    """Retry delays are uniform in [0, min(cap, initial * 2**(n-1))]."""
+def test_backoff_delay_doubles_its_bound_up_to_the_cap() -> None:
+    """Retry delays are uniform in [0, min(cap, initial * 2**(n-1))] (full jitter)."""
     rng = random.Random(2)
-    for attempt, bound in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (500, 60.0)]:
-        samples = [w.full_jitter(attempt, 1.0, 60.0, rng) for _ in range(500)]
+    for attempt, bound in [
+        (0, 1.0),
+        (1, 1.0),
+        (2, 2.0),
+        (3, 4.0),
+        (6, 32.0),
+        (7, 60.0),
+        (500, 60.0),
+    ]:
+        samples = [w.backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(500)]
         assert 0 <= min(samples) and max(samples) <= bound
         assert max(samples) > 0.8 * bound
+        assert min(samples) < 0.2 * bound  # full jitter reaches down to zero
+
+
+def test_backoff_delay_floor_keeps_a_minimum_pause() -> None:
+    """With floor=0.5 ("equal jitter") each delay is at least half its bound."""
+    rng = random.Random(3)
+    samples = [w.backoff_delay(3, 0.5, 30.0, rng, floor=0.5) for _ in range(500)]
+    assert 1.0 <= min(samples) < 1.2 and 1.8 < max(samples) <= 2.0
+    with pytest.raises(ValueError, match="floor"):
+        w.backoff_delay(1, 1.0, 2.0, rng, floor=1.5)
+
+
+def test_backoff_delay_without_rng_uses_the_random_module() -> None:
+    """Callers without their own generator get the random module's (seedable) one."""
+    saved = random.getstate()
+    try:
+        random.seed(11)
+        first = [w.backoff_delay(4, 1.0, 60.0) for _ in range(3)]
+        random.seed(11)
+        assert [w.backoff_delay(4, 1.0, 60.0) for _ in range(3)] == first
+    finally:
+        random.setstate(saved)
+    assert all(0 <= d <= 8.0 for d in first)
 
 
 def test_backoff_cap_scales_with_short_lifetimes() -> None:
