@@ -6,8 +6,8 @@ A source is anything with ``name`` and ``async def fetch() -> Credentials``
 
 Importing this package loads neither boto3, botocore, aiobotocore, aioboto3
 nor aiohttp: the STS sources import them on first use, the HTTP sources
-import aiohttp on their first request, so the Lambda path
-(:class:`EnvironmentSource`) stays cheap.
+import aiohttp on their first request (both in a worker thread, never on the
+event loop), so the Lambda path (:class:`EnvironmentSource`) stays cheap.
 """
 
 from __future__ import annotations

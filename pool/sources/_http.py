@@ -8,33 +8,70 @@ new TLS context (aiobotocore builds one per fetch, ~20 ms on loopback).
 
 Every request has a tight timeout (connect and total), a capped body, no
 redirects and no proxy from the environment (link-local endpoints must never
-go through a proxy). aiohttp is imported on first use only: importing
-:mod:`pool.sources` for the environment-variable path (Lambda) must not pay
-for it. :func:`with_retries` retries retryable failures a
-bounded number of times with a small jittered exponential backoff.
+go through a proxy). aiohttp is imported on first use only, and in a worker
+thread (:func:`load_aiohttp`): importing :mod:`pool.sources` for the
+environment-variable path (Lambda) must not pay for it, and the import
+itself blocks (tens of milliseconds, and it builds aiohttp's default SSL
+contexts, reading the CA store). :func:`with_retries` retries retryable
+failures a bounded number of times with a small jittered exponential backoff.
 """
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 
 from .._log import get_logger
-from ..errors import ConfigurationError, CredentialFetchError
+from .._redact import describe
+from .._windows import backoff_delay
+from ..errors import ConfigurationError, CredentialFetchError, PoolClosedError
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HttpClient", "HttpResponse", "HttpSettings", "describe_url", "with_retries"]
+__all__ = [
+    "HttpClient",
+    "HttpResponse",
+    "HttpSettings",
+    "StatusHints",
+    "describe_url",
+    "load_aiohttp",
+    "status_error",
+    "with_retries",
+]
 
 _log = get_logger("pool.sources")
 T = TypeVar("T")
+# Header values that are credentials: never quoted, even from a third party's error text.
+_SECRET_HEADERS = frozenset({"authorization", "x-aws-ec2-metadata-token"})
+_aiohttp: ModuleType | None = None
+
+
+def _import_aiohttp() -> ModuleType:
+    import aiohttp
+
+    return aiohttp
+
+
+async def load_aiohttp() -> ModuleType:
+    """The :mod:`aiohttp` module, imported in a worker thread on first use.
+
+    Importing aiohttp blocks for tens of milliseconds and builds its default
+    SSL contexts (reading the system CA store), so it must not run on the
+    event loop. Once per process: later calls return at once. Concurrent
+    first calls each wait in a worker thread on Python's per-module import
+    lock, so the import still runs once and the loop never blocks.
+    """
+    global _aiohttp
+    if _aiohttp is None:
+        _aiohttp = await anyio.to_thread.run_sync(_import_aiohttp)
+    return _aiohttp
 
 
 @dataclass(frozen=True)
@@ -43,7 +80,8 @@ class HttpSettings:
 
     ``timeout`` bounds one attempt (connect, send, headers and body);
     ``attempts`` is the total number of tries for a retryable failure;
-    the pause before retry *n* (1-based) is ``backoff * 2**(n-1)``, jittered ±50 %.
+    the pause before retry *n* (1-based) is uniform in ``[b/2, b]`` with
+    ``b = backoff * 2**(n-1)`` (:func:`pool._windows.backoff_delay`, equal jitter).
     """
 
     connect_timeout: float = 1.0
@@ -88,11 +126,52 @@ def status_is_retryable(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
+@dataclass(frozen=True)
+class StatusHints:
+    """What to tell the user about an unexpected HTTP status from one kind of endpoint.
+
+    ``by_status`` wins; otherwise ``retry`` for retryable statuses and ``other``
+    for the rest.
+    """
+
+    by_status: Mapping[int, str]
+    retry: str
+    other: str
+
+
+def status_error(
+    source: str,
+    request: str,
+    status: int,
+    hints: StatusHints,
+    *,
+    code: str | None = None,
+    retryable: bool = False,
+) -> CredentialFetchError:
+    """The error for an unexpected status: ``"<source>: <request> returned HTTP <n>; <hint>"``.
+
+    Retryable when :func:`status_is_retryable` says so, or when ``retryable``
+    is passed True. ``code`` (already checked with ``safe_code``) defaults to
+    ``HTTP<n>``.
+    """
+    retryable = retryable or status_is_retryable(status)
+    hint = hints.by_status.get(status) or (hints.retry if retryable else hints.other)
+    return CredentialFetchError(
+        f"{source}: {request} returned HTTP {status}{f' ({code})' if code else ''}; {hint}",
+        source=source,
+        retryable=retryable,
+        status=status,
+        code=code or f"HTTP{status}",
+    )
+
+
 class HttpClient:
     """A lazily created, long-lived aiohttp session owned by one source.
 
     Not shared between event loops. ``connections_opened`` counts the TCP
-    connections the session opened (keep-alive reuse keeps it at 1).
+    connections the session opened (keep-alive reuse keeps it at 1). After
+    :meth:`aclose`, requests raise :class:`pool.PoolClosedError` and no new
+    session is created, even by a request that was already under way.
     """
 
     def __init__(self, source: str, settings: HttpSettings) -> None:
@@ -101,22 +180,28 @@ class HttpClient:
         self.connections_opened = 0
         self.requests_sent = 0
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
         """The current aiohttp session (None before the first request or after close)."""
         return self._session
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    async def _get_session(self) -> aiohttp.ClientSession:
+        aio = await load_aiohttp()
+        # Checked after the await: aclose() may have run while aiohttp was being
+        # imported, and a session created now would never be closed.
+        if self._closed:
+            raise PoolClosedError(
+                f"{self.source}: the HTTP client was closed (source.aclose()); create a new source"
+            )
         # No await between the check and the assignment: concurrent first
         # requests cannot create two sessions.
         if self._session is None:
-            import aiohttp
-
-            trace = aiohttp.TraceConfig()
+            trace = aio.TraceConfig()
             trace.on_connection_create_end.append(self._on_connection)
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=8, ttl_dns_cache=300),
+            self._session = aio.ClientSession(
+                connector=aio.TCPConnector(limit=8, ttl_dns_cache=300),
                 trust_env=False,
                 trace_configs=[trace],
                 # auto_decompress off: credential endpoints do not compress, and a
@@ -138,21 +223,28 @@ class HttpClient:
         Timeouts and connection failures become retryable
         :class:`CredentialFetchError`; an oversized body a non-retryable one.
         ``what`` names the step for messages (e.g. ``"token PUT"``).
+        Raises :class:`pool.PoolClosedError` after :meth:`aclose`.
         """
-        import aiohttp
-
+        session = await self._get_session()
+        aio = await load_aiohttp()  # already loaded: returns without suspending
         s = self.settings
-        timeout = aiohttp.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout)
+        timeout = aio.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout)
         where = describe_url(url)
         self.requests_sent += 1
         try:
-            async with self._get_session().request(
+            async with session.request(
                 method, url, headers=dict(headers), allow_redirects=False, timeout=timeout
             ) as resp:
                 body = await _read_capped(resp.content, s.max_body + 1)
                 status, resp_headers = resp.status, dict(resp.headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transport_error(exc, what, where) from exc
+        except (TimeoutError, aio.ClientError, ValueError) as exc:
+            # ValueError: yarl refusing the URL (e.g. a host IDNA cannot encode).
+            parts = urlsplit(url)
+            secrets: list[str | None] = [
+                v for k, v in headers.items() if k.lower() in _SECRET_HEADERS
+            ]
+            secrets += [parts.query, parts.password]
+            raise self._transport_error(exc, what, where, secrets) from exc
         if len(body) > s.max_body:
             raise CredentialFetchError(
                 f"{self.source}: {what} to {where} returned a body larger than "
@@ -173,8 +265,14 @@ class HttpClient:
             )
         return HttpResponse(status, resp_headers, body)
 
-    def _transport_error(self, exc: Exception, what: str, where: str) -> CredentialFetchError:
-        """A timeout or connection failure, as a retryable error naming the step and endpoint."""
+    def _transport_error(
+        self, exc: Exception, what: str, where: str, secrets: list[str | None]
+    ) -> CredentialFetchError:
+        """A timeout or connection failure (retryable) or an unusable URL (not retryable).
+
+        The error names the step and endpoint; aiohttp's message is quoted
+        redacted, without ``secrets`` (header tokens, the URL's query and password).
+        """
         if isinstance(exc, TimeoutError):
             return CredentialFetchError(
                 f"{self.source}: {what} to {where} timed out after {self.settings.timeout:g} s; "
@@ -183,8 +281,18 @@ class HttpClient:
                 retryable=True,
                 code="Timeout",
             )
+        # aiohttp.InvalidURL is a ValueError; certificate errors are too, but also
+        # OSErrors (ssl.SSLError), and stay connection failures.
+        if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+            return CredentialFetchError(
+                f"{self.source}: {what} to {where} not sent: the URL is not valid "
+                f"({describe(exc, *secrets)}); fix the endpoint URL",
+                source=self.source,
+                retryable=False,
+                code="InvalidURL",
+            )
         return CredentialFetchError(
-            f"{self.source}: {what} to {where} failed: {type(exc).__name__}; "
+            f"{self.source}: {what} to {where} failed ({describe(exc, *secrets)}); "
             "the endpoint refused or dropped the connection (is it running and reachable?)",
             source=self.source,
             retryable=True,
@@ -192,7 +300,8 @@ class HttpClient:
         )
 
     async def aclose(self) -> None:
-        """Close the session and its connections. Idempotent."""
+        """Close the session and its connections; later requests fail. Idempotent."""
+        self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -227,7 +336,8 @@ async def with_retries(
         except CredentialFetchError as exc:
             if not exc.retryable or attempt >= settings.attempts:
                 raise
-            pause = settings.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            # Equal jitter: at least half the bound, so a retry never comes at once.
+            pause = backoff_delay(attempt, settings.backoff, math.inf, floor=0.5)
             _log.debug(
                 "credentials.fetch.retry",
                 source=source,

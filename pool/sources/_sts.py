@@ -7,6 +7,11 @@ factory is a coroutine that never actually waits) and the finished client is
 used from the caller's loop; its aiohttp session is created there on the
 first request and reused afterwards.
 
+For an https endpoint, aiobotocore 2.25.1 builds the TLS context (and loads
+the CA bundle) when its HTTP session creates its connector, on the loop at
+the first request; the client here uses an HTTP session class that builds
+that context at construction instead, which happens in the worker thread.
+
 Signed calls (``AssumeRole``) take the signing credentials per call: the
 client's credential provider reads them from a context variable set around
 the call, so one client serves every rotation of the base credentials and
@@ -24,26 +29,19 @@ the session token). Keep the ``botocore`` logger above DEBUG in production.
 from __future__ import annotations
 
 import asyncio
-import re
+import functools
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
 import anyio
 
+from .._redact import describe, redact
 from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError, InvariantError
+from ..errors import ConfigurationError, CredentialFetchError, InvariantError, PoolClosedError
 from ._http import HttpSettings, describe_url
-from .base import ensure_not_expired, parse_expiration
 
-__all__ = [
-    "StsClient",
-    "check_duration",
-    "check_role_arn",
-    "check_session_name",
-    "credentials_from_sts",
-    "sts_location",
-]
+__all__ = ["StsClient", "sts_location"]
 
 # STS error codes worth retrying; everything else is the caller's to fix.
 RETRYABLE_CODES = frozenset(
@@ -73,7 +71,6 @@ HINTS = {
     "active one or activate it in IAM",
     "ValidationError": "a parameter was rejected (DurationSeconds above the role's maximum?)",
 }
-_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 _CALL_CREDENTIALS: ContextVar[Credentials | None] = ContextVar("pool_sts_credentials", default=None)
 
 
@@ -118,11 +115,56 @@ class _CallCredentialProvider:
         return _call_credentials()
 
 
+@functools.cache
+def _primed_http_session_cls() -> type[Any]:
+    """aiobotocore's HTTP session, building its TLS context when constructed.
+
+    aiobotocore 2.25.1's ``AIOHTTPSession._create_connector`` creates the
+    SSLContext and runs ``load_verify_locations`` (the CA bundle) at the
+    first request, on the event loop. The session object itself is
+    constructed with the client, i.e. in :meth:`StsClient._build`'s worker
+    thread: this subclass does the TLS work there and hands the finished
+    context to the connector. Requests through a proxy keep aiobotocore's
+    own path. Built on first use so that importing this module loads no
+    aiobotocore.
+    """
+    import aiohttp
+    from aiobotocore.httpsession import AIOHTTPSession
+    from botocore.httpsession import get_cert_path
+
+    class PrimedAIOHTTPSession(AIOHTTPSession):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._primed_ssl: Any = None
+            if self._verify:
+                # The same steps as AIOHTTPSession._create_connector without a proxy.
+                context = self._get_ssl_context()
+                if self._cert_file:
+                    context.load_cert_chain(self._cert_file, self._key_file)
+                ca_certs = get_cert_path(self._verify)
+                if ca_certs:
+                    context.load_verify_locations(ca_certs, None, None)
+                self._primed_ssl = context
+
+        def _create_connector(self, proxy_url: str | None) -> Any:
+            if proxy_url:
+                return super()._create_connector(proxy_url)
+            return aiohttp.TCPConnector(
+                limit=self._max_pool_connections,
+                ssl=self._primed_ssl or False,
+                **self._connector_args,
+            )
+
+    return PrimedAIOHTTPSession
+
+
 class StsClient:
     """A lazily built, reused aioboto3 STS client owned by one source.
 
     ``settings.timeout`` bounds one attempt (enforced around the whole call);
     retries are :func:`pool.sources._http.with_retries`'s, not botocore's.
+    After :meth:`aclose`, calls raise :class:`pool.PoolClosedError`; a client
+    whose build was under way when ``aclose()`` ran is closed, not kept.
     """
 
     def __init__(
@@ -143,6 +185,7 @@ class StsClient:
         self.clients_created = 0
         self._context: Any = None
         self._client: Any = None
+        self._closed = False
         self._lock = anyio.Lock()
 
     @property
@@ -153,9 +196,9 @@ class StsClient:
     def _build(self) -> tuple[Any, Any]:
         """Runs in a worker thread: imports and constructs everything blocking."""
         import aioboto3
+        from aiobotocore.config import AioConfig
         from aiobotocore.session import AioSession
         from botocore import UNSIGNED
-        from botocore.config import Config
 
         options: dict[str, Any] = {
             "region_name": self.region,
@@ -165,6 +208,7 @@ class StsClient:
             # The endpoint comes from our own environ mapping, not os.environ.
             "ignore_configured_endpoint_urls": True,
             "user_agent_extra": "mongodb-aws-pool",
+            "http_session_cls": _primed_http_session_cls(),
         }
         botocore_session = AioSession()
         if self.signed:
@@ -172,14 +216,14 @@ class StsClient:
         else:
             options["signature_version"] = UNSIGNED
         session = aioboto3.Session(botocore_session=botocore_session)
-        # A plain-http endpoint (a local stand-in) needs no TLS: verify=False spares the
-        # CA-bundle load aiobotocore would otherwise do on the loop at the first request.
+        # A plain-http endpoint (a local stand-in) needs no TLS: verify=False spares
+        # building a TLS context and loading the CA bundle at all.
         plain_http = (self.endpoint_url or "").lower().startswith("http://")
         context = session.client(
             "sts",
             region_name=self.region,
             endpoint_url=self.endpoint_url,
-            config=Config(**options),
+            config=AioConfig(**options),
             verify=False if plain_http else None,
         )
         # The factory is a coroutine that does not wait on I/O: run it to completion
@@ -187,22 +231,34 @@ class StsClient:
         client = asyncio.run(context.__aenter__())
         return context, client
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError(
+                f"{self.source}: the STS client was closed (source.aclose()); create a new source"
+            )
+
     async def _get_client(self) -> Any:
+        self._check_open()
         if self._client is not None:
             return self._client
         async with self._lock:
+            self._check_open()  # aclose() may have run while this call waited
             if self._client is None:
                 # Shielded: a cancelled caller must not abandon a half-built client.
                 with anyio.CancelScope(shield=True):
                     try:
                         context, client = await anyio.to_thread.run_sync(self._build)
                     except Exception as exc:
-                        # No secret is involved in building the client: keep the cause.
                         raise ConfigurationError(
-                            f"{self.source}: cannot create the STS client "
-                            f"({type(exc).__name__}: {exc}); check AWS_PROFILE/AWS_CONFIG_FILE "
-                            "and the region"
+                            f"{self.source}: cannot create the STS client ({describe(exc)}); "
+                            "check AWS_PROFILE/AWS_CONFIG_FILE and the region"
                         ) from exc
+                    if self._closed:
+                        # aclose() ran during the build: nobody else would close this one.
+                        try:
+                            await context.__aexit__(None, None, None)
+                        finally:
+                            self._check_open()
                 self._context, self._client = context, client
                 self.clients_created += 1
         return self._client
@@ -217,7 +273,9 @@ class StsClient:
     ) -> dict[str, Any]:
         """One STS call (no retry). Errors become :class:`CredentialFetchError`.
 
-        ``secrets`` are scrubbed from any server message quoted in an error.
+        ``secrets`` (and anything secret-shaped) are removed from any
+        third-party message quoted in an error. Raises
+        :class:`pool.PoolClosedError` after :meth:`aclose`.
         """
         client = await self._get_client()
         reset = _CALL_CREDENTIALS.set(credentials)
@@ -248,7 +306,7 @@ class StsClient:
             )
         if isinstance(exc, BotoConnectionError | HTTPClientError):
             return CredentialFetchError(
-                f"{where} failed: {type(exc).__name__}; check network access to STS "
+                f"{where} failed ({describe(exc, *secrets)}); check network access to STS "
                 "(or AWS_ENDPOINT_URL_STS)",
                 source=self.source,
                 retryable=True,
@@ -274,7 +332,11 @@ class StsClient:
         )
 
     async def aclose(self) -> None:
-        """Close the client's HTTP session. Idempotent."""
+        """Close the client's HTTP session; later calls fail. Idempotent.
+
+        Waits for a client build under way (it is then closed as well).
+        """
+        self._closed = True
         async with self._lock:
             context, self._context, self._client = self._context, None, None
             if context is not None:
@@ -285,11 +347,11 @@ class StsClient:
 def _client_error(
     source: str, where: str, response: Mapping[str, Any], secrets: tuple[str, ...]
 ) -> CredentialFetchError:
-    """Classify an STS error answer; its message is quoted with ``secrets`` scrubbed."""
+    """Classify an STS error answer; its message is quoted redacted, without ``secrets``."""
     error = response.get("Error", {})
     code = str(error.get("Code") or "Unknown")
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    message = _scrub(str(error.get("Message") or ""), secrets)[:300]
+    message = redact(str(error.get("Message") or ""), *secrets, limit=300)
     retryable = code in RETRYABLE_CODES or (
         isinstance(status, int) and (status >= 500 or status == 429)
     )
@@ -305,76 +367,3 @@ def _client_error(
 
 def _snake(operation: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def check_role_arn(role_arn: str, *, source: str, var: str) -> str:
-    """Reject what cannot be a role ARN, before any call (ConfigurationError)."""
-    if not isinstance(role_arn, str) or not role_arn.startswith("arn:") or len(role_arn) < 20:
-        raise ConfigurationError(
-            f"{source}: the role ARN must look like arn:aws:iam::123456789012:role/NAME; "
-            f"fix {var} or the role_arn argument"
-        )
-    return role_arn
-
-
-def check_session_name(name: str, *, source: str) -> str:
-    """STS's rule for RoleSessionName: 2..64 of ``[\\w+=,.@-]``."""
-    if not _SESSION_NAME.match(name):
-        raise ConfigurationError(
-            f"{source}: role session name {name!r} must be 2-64 characters of letters, "
-            "digits and +=,.@_-; fix AWS_ROLE_SESSION_NAME or session_name"
-        )
-    return name
-
-
-def check_duration(duration: int | None, *, source: str) -> int | None:
-    """``None`` or 900..43200 seconds, as STS (and botocore, client-side) require."""
-    if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int) or not 900 <= duration <= 43200
-    ):
-        raise ConfigurationError(
-            f"{source}: duration_seconds must be an integer from 900 to 43200 (the role's "
-            "maximum session duration caps it; role chaining caps it at 3600)"
-        )
-    return duration
-
-
-def credentials_from_sts(response: Mapping[str, Any], *, source: str, where: str) -> Credentials:
-    """Credentials from an ``AssumeRole*`` response; malformed ones are non-retryable."""
-    doc = response.get("Credentials")
-    fields = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
-    missing = [f for f in fields if not isinstance(doc, Mapping) or not doc.get(f)]
-    if missing:
-        raise CredentialFetchError(
-            f"{source}: STS at {where} answered without the Credentials field(s) "
-            f"{', '.join(missing)}; "
-            "is the endpoint really STS?",
-            source=source,
-            retryable=False,
-            code="MalformedResponse",
-        )
-    assert isinstance(doc, Mapping)
-    try:
-        expiration = parse_expiration(doc["Expiration"], what="Credentials.Expiration")
-    except ValueError as exc:
-        raise CredentialFetchError(
-            f"{source}: STS at {where} answered a malformed response: {exc}",
-            source=source,
-            retryable=False,
-            code="MalformedResponse",
-        ) from None
-    creds = Credentials(
-        access_key_id=str(doc["AccessKeyId"]),
-        secret_access_key=str(doc["SecretAccessKey"]),
-        session_token=str(doc["SessionToken"]),
-        expiration=expiration,
-        source=source,
-    )
-    return ensure_not_expired(creds, endpoint=f"STS at {where}")

@@ -12,28 +12,21 @@ profile) and reaches an Atlas project through a role in another account::
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from .._redact import redact
 from ..credentials import Credentials
 from ..errors import CredentialFetchError
 from ._http import HttpSettings
-from ._http import with_retries as _with_retries
-from ._sts import (
-    StsClient,
-    check_duration,
-    check_role_arn,
-    check_session_name,
-    credentials_from_sts,
-    sts_location,
-)
-from .base import CredentialSource, SourceBase, aclose_source
+from ._sts import sts_location
+from ._sts_source import StsSourceBase, check_duration, check_role_arn, credentials_from_sts
+from .base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
 
 
-class AssumeRoleSource(SourceBase):
+class AssumeRoleSource(StsSourceBase):
     """Assumes ``role_arn`` with credentials from ``base`` at every fetch.
 
     ``base`` is any :class:`CredentialSource`; it is asked at every fetch, so a
@@ -74,19 +67,15 @@ class AssumeRoleSource(SourceBase):
         self.name = name
         self.role_arn = check_role_arn(role_arn, source=name, var="role_arn")
         self.external_id = external_id
-        self.session_name = check_session_name(
-            session_name or f"mongodb-aws-pool-{int(time.time())}", source=name
-        )
         self.duration_seconds = check_duration(duration_seconds, source=name)
-        self._settings = HttpSettings(
-            connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
-        )
-        self.sts = StsClient(
-            source=name,
+        self._setup_sts(
+            session_name=session_name,
             region=region,
             endpoint_url=endpoint_url,
             signed=True,
-            settings=self._settings,
+            settings=HttpSettings(
+                connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
+            ),
         )
 
     @classmethod
@@ -116,9 +105,11 @@ class AssumeRoleSource(SourceBase):
         try:
             return await self._get_base()
         except CredentialFetchError as exc:
-            # Keep the base's classification, but say which chain failed.
+            # Keep the base's classification, but say which chain failed. The base may
+            # be a user's source whose message quotes third-party text: redacted.
             raise CredentialFetchError(
-                f"{self.name}: the base source failed, so {self.role_arn} cannot be assumed: {exc}",
+                f"{self.name}: the base source failed, so {self.role_arn} cannot be assumed: "
+                f"{redact(str(exc))}",
                 source=self.name,
                 retryable=exc.retryable,
                 status=exc.status,
@@ -143,14 +134,11 @@ class AssumeRoleSource(SourceBase):
             )
             return credentials_from_sts(response, source=self.name, where=self.sts.where)
 
-        return await _with_retries(attempt, settings=self._settings, source=self.name)
-
-    def _holds_resources(self) -> bool:
-        return self.sts.client is not None
+        return await self._with_retries(attempt)
 
     async def _aclose(self) -> None:
         try:
-            await self.sts.aclose()
+            await super()._aclose()
         finally:
             if self.owns_base:
                 await aclose_source(self.base)

@@ -7,7 +7,8 @@ idempotent ``aclose()`` and are async context managers; :func:`aclose_source`
 closes any source, whether it has one or not.
 
 :class:`SourceBase` gives the built-in sources their shared behaviour: structured
-logging of each fetch (start, end, duration, source; never a secret), the
+logging of each fetch (start, end, duration, source; never a secret; a failure
+is logged here once, at warning, with its redacted message), the
 "closed" state, the ``ResourceWarning`` for a source garbage-collected while it
 still holds a connection, and the check that credentials did not arrive
 already expired.
@@ -24,6 +25,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from .._log import get_logger, key_hint
+from .._redact import redact
 from ..credentials import Credentials
 from ..errors import CredentialError, CredentialFetchError, PoolClosedError
 
@@ -81,6 +83,8 @@ class SourceBase:
         try:
             creds = await self._fetch()
         except CredentialError as exc:
+            # The one log line per failed fetch (the cache logs only its decision).
+            # Redacted again: a message may quote third-party text.
             _log.warning(
                 "credentials.fetch.failed",
                 source=self.name,
@@ -89,7 +93,7 @@ class SourceBase:
                 retryable=getattr(exc, "retryable", None),
                 status=getattr(exc, "status", None),
                 code=getattr(exc, "code", None),
-                reason=str(exc),
+                reason=redact(str(exc), limit=1000),
             )
             raise
         _log.info(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ..credentials import Credentials
 from ..errors import ConfigurationError, CredentialFetchError
-from ._http import HttpClient, HttpResponse, HttpSettings, describe_url, status_is_retryable
+from ._http import HttpClient, HttpResponse, HttpSettings, StatusHints, describe_url, status_error
 from ._http import with_retries as _with_retries
 from .base import SourceBase, credentials_from_document, read_token_file, safe_code
 
@@ -38,6 +38,19 @@ _ALLOWED_HTTP_IPS = frozenset(
     ip_address(h) for h in ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 )
 _EKS_HOSTS = (ip_address("169.254.170.23"), ip_address("fd00:ec2::23"))
+_REFUSED_TOKEN = (
+    f"the authorization token was refused: check {AUTH_TOKEN_FILE}/{AUTH_TOKEN} "
+    "(EKS: the pod identity association)"
+)
+_STATUS_HINTS = StatusHints(
+    by_status={
+        401: _REFUSED_TOKEN,
+        403: _REFUSED_TOKEN,
+        404: f"no credentials at this path: check {RELATIVE_URI}/{FULL_URI}",
+    },
+    retry="the endpoint is overloaded or failing; retry later",
+    other="the endpoint refused the request",
+)
 _TOKEN_HINT = (
     "mount the token file (EKS Pod Identity: check the pod's service account association) "
     f"or unset {AUTH_TOKEN_FILE}"
@@ -219,26 +232,7 @@ class ContainerSource(SourceBase):
                 code = safe_code(doc.get("code") or doc.get("Code"))
         except ValueError:
             pass
-        status = resp.status
-        if status in (401, 403):
-            hint = (
-                "the authorization token was refused: check "
-                f"{AUTH_TOKEN_FILE}/{AUTH_TOKEN} (EKS: the pod identity association)"
-            )
-        elif status == 404:
-            hint = f"no credentials at this path: check {RELATIVE_URI}/{FULL_URI}"
-        elif status_is_retryable(status):
-            hint = "the endpoint is overloaded or failing; retry later"
-        else:
-            hint = "the endpoint refused the request"
-        return CredentialFetchError(
-            f"{self.name}: GET {self._where} returned HTTP {status}"
-            f"{f' ({code})' if code else ''}; {hint}",
-            source=self.name,
-            retryable=status_is_retryable(status),
-            status=status,
-            code=code or f"HTTP{status}",
-        )
+        return status_error(self.name, f"GET {self._where}", resp.status, _STATUS_HINTS, code=code)
 
     def _holds_resources(self) -> bool:
         return self.http.session is not None

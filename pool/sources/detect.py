@@ -9,7 +9,7 @@ Detection only reads the mapping: it sends no request and reads no file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .._log import get_logger
 from ..errors import NoCredentialsFoundError
@@ -22,6 +22,44 @@ from .web_identity import TOKEN_FILE, WebIdentitySource
 __all__ = ["from_environment"]
 
 _log = get_logger("pool.sources")
+
+
+def _environment(env: Mapping[str, str], include_ec2: bool) -> str | None:
+    return None if env.get(ACCESS_KEY) else f"environment variables: {ACCESS_KEY} is not set"
+
+
+def _web_identity(env: Mapping[str, str], include_ec2: bool) -> str | None:
+    return None if env.get(TOKEN_FILE) else f"web identity (EKS IRSA): {TOKEN_FILE} is not set"
+
+
+def _container(env: Mapping[str, str], include_ec2: bool) -> str | None:
+    if env.get(RELATIVE_URI) or env.get(FULL_URI):
+        return None
+    return (
+        f"container endpoint (ECS, EKS Pod Identity): neither {RELATIVE_URI} nor {FULL_URI} is set"
+    )
+
+
+def _instance_metadata(env: Mapping[str, str], include_ec2: bool) -> str | None:
+    if not include_ec2:
+        return "EC2 instance metadata: not considered (include_ec2=False)"
+    if metadata_disabled(env):
+        return f"EC2 instance metadata: disabled by {DISABLED_VAR}=true"
+    return None
+
+
+# (why this source does not apply, or None; how to build it), in the spec's order.
+_ORDER: tuple[
+    tuple[
+        Callable[[Mapping[str, str], bool], str | None], Callable[[Mapping[str, str]], SourceBase]
+    ],
+    ...,
+] = (
+    (_environment, EnvironmentSource.from_env),
+    (_web_identity, WebIdentitySource.from_env),
+    (_container, ContainerSource.from_env),
+    (_instance_metadata, InstanceMetadataSource.from_env),
+)
 
 
 def from_environment(
@@ -45,34 +83,16 @@ def from_environment(
     """
     env = os.environ if environ is None else environ
     checked: list[str] = []
-    source: SourceBase | None = None
-    if env.get(ACCESS_KEY):
-        source = EnvironmentSource.from_env(env)
-    else:
-        checked.append(f"environment variables: {ACCESS_KEY} is not set")
-    if source is None and env.get(TOKEN_FILE):
-        source = WebIdentitySource.from_env(env)
-    elif source is None:
-        checked.append(f"web identity (EKS IRSA): {TOKEN_FILE} is not set")
-    if source is None and (env.get(RELATIVE_URI) or env.get(FULL_URI)):
-        source = ContainerSource.from_env(env)
-    elif source is None:
-        checked.append(
-            f"container endpoint (ECS, EKS Pod Identity): neither {RELATIVE_URI} "
-            f"nor {FULL_URI} is set"
-        )
-    if source is None and not include_ec2:
-        checked.append("EC2 instance metadata: not considered (include_ec2=False)")
-    elif source is None and metadata_disabled(env):
-        checked.append(f"EC2 instance metadata: disabled by {DISABLED_VAR}=true")
-    elif source is None:
-        source = InstanceMetadataSource.from_env(env)
-    if source is None:
-        raise NoCredentialsFoundError(
-            "no AWS credentials found in this environment; set AWS_ACCESS_KEY_ID/"
-            "AWS_SECRET_ACCESS_KEY, run with an IAM role (ECS, EKS, EC2), or pass a source "
-            "explicitly. Checked:",
-            checked=checked,
-        )
-    _log.info("credentials.source.detected", source=source.name, skipped=checked)
-    return source
+    for skipped, build in _ORDER:
+        reason = skipped(env, include_ec2)
+        if reason is None:
+            source = build(env)
+            _log.info("credentials.source.detected", source=source.name, skipped=checked)
+            return source
+        checked.append(reason)
+    raise NoCredentialsFoundError(
+        "no AWS credentials found in this environment; set AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY, run with an IAM role (ECS, EKS, EC2), or pass a source "
+        "explicitly. Checked:",
+        checked=checked,
+    )

@@ -24,7 +24,7 @@ import anyio
 
 from ..credentials import Credentials
 from ..errors import ConfigurationError, CredentialFetchError
-from ._http import HttpClient, HttpResponse, HttpSettings, describe_url, status_is_retryable
+from ._http import HttpClient, HttpResponse, HttpSettings, StatusHints, describe_url, status_error
 from ._http import with_retries as _with_retries
 from .base import SourceBase, credentials_from_document, safe_code
 
@@ -42,6 +42,15 @@ _HOP_LIMIT_HINT = (
     "needs 2 network hops but the instance allows 1. Fix: aws ec2 "
     "modify-instance-metadata-options --instance-id <id> --http-put-response-hop-limit 2 "
     "(or use the container's own credentials endpoint: ECS task role, EKS IRSA/Pod Identity)"
+)
+
+_STATUS_HINTS = StatusHints(
+    by_status={
+        401: "IMDSv1 requests are refused by this instance; do not set allow_imdsv1",
+        404: "the role disappeared (instance profile changed?); retrying rediscovers it",
+    },
+    retry="IMDS is throttling or failing; retry later (IMDS answers 429 under load)",
+    other="the metadata service refused the request",
 )
 
 
@@ -210,22 +219,14 @@ class InstanceMetadataSource(SourceBase):
         return resp
 
     def _status_error(self, resp: HttpResponse, path: str, what: str) -> CredentialFetchError:
-        status = resp.status
-        if status == 401:
-            hint = "IMDSv1 requests are refused by this instance; do not set allow_imdsv1"
-        elif status == 404:
-            hint = "the role disappeared (instance profile changed?); retrying rediscovers it"
-        elif status_is_retryable(status):
-            hint = "IMDS is throttling or failing; retry later (IMDS answers 429 under load)"
-        else:
-            hint = "the metadata service refused the request"
-        retryable = status_is_retryable(status) or (status == 404 and self.role_name is None)
-        return CredentialFetchError(
-            f"{self.name}: {what} {self._where(path)} returned HTTP {status}; {hint}",
-            source=self.name,
-            retryable=retryable,
-            status=status,
-            code=f"HTTP{status}",
+        # A discovered role that vanished is rediscovered by the next attempt.
+        rediscover = resp.status == 404 and self.role_name is None
+        return status_error(
+            self.name,
+            f"{what} {self._where(path)}",
+            resp.status,
+            _STATUS_HINTS,
+            retryable=rediscover,
         )
 
     def _forget_token(self, token: str | None) -> None:

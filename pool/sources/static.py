@@ -8,7 +8,8 @@ from datetime import datetime
 
 from ..credentials import Credentials
 from ..errors import ConfigurationError
-from .base import SourceBase, ensure_not_expired, parse_expiration
+from .base import SourceBase, ensure_not_expired
+from .environment import EnvironmentProblem, credentials_from_environ
 
 __all__ = ["StaticSource"]
 
@@ -57,26 +58,19 @@ class StaticSource(SourceBase):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StaticSource:
-        """A snapshot of ``AWS_ACCESS_KEY_ID``/``..._SECRET_ACCESS_KEY``/``..._SESSION_TOKEN``.
+        """A snapshot of the variables :class:`EnvironmentSource` reads, parsed the same way.
 
         Unlike :class:`EnvironmentSource`, later changes to the environment are
-        not followed. Raises :class:`pool.ConfigurationError` naming a missing variable.
+        not followed. Raises :class:`pool.ConfigurationError` naming a missing
+        or malformed variable.
         """
-        env = os.environ if environ is None else environ
-        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            if not env.get(var):
-                raise ConfigurationError(f"static: {var} is not set; export it or pass keys")
-        raw = env.get("AWS_CREDENTIAL_EXPIRATION")
         try:
-            expiration = parse_expiration(raw, what="AWS_CREDENTIAL_EXPIRATION") if raw else None
-        except ValueError as exc:
-            raise ConfigurationError(f"static: {exc}; use the form 2024-05-01T12:00:00Z") from None
-        return cls(
-            access_key_id=env["AWS_ACCESS_KEY_ID"],
-            secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            session_token=env.get("AWS_SESSION_TOKEN") or None,
-            expiration=expiration,
-        )
+            creds = credentials_from_environ(
+                os.environ if environ is None else environ, source="static"
+            )
+        except EnvironmentProblem as exc:
+            raise ConfigurationError(str(exc)) from None
+        return cls.of(creds)
 
     async def _fetch(self) -> Credentials:
         key, secret, token, expiration = self._values

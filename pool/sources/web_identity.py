@@ -9,23 +9,15 @@ file is re-read at every fetch in a worker thread. The call is unsigned.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..credentials import Credentials
 from ..errors import ConfigurationError
 from ._http import HttpSettings
-from ._http import with_retries as _with_retries
-from ._sts import (
-    StsClient,
-    check_duration,
-    check_role_arn,
-    check_session_name,
-    credentials_from_sts,
-    sts_location,
-)
-from .base import SourceBase, read_token_file
+from ._sts import sts_location
+from ._sts_source import StsSourceBase, check_duration, check_role_arn, credentials_from_sts
+from .base import read_token_file
 
 __all__ = ["WebIdentitySource"]
 
@@ -38,7 +30,7 @@ _TOKEN_HINT = (
 )
 
 
-class WebIdentitySource(SourceBase):
+class WebIdentitySource(StsSourceBase):
     """Exchanges a web identity token file for role credentials through STS.
 
     One aioboto3 STS client is built on the first fetch, in a worker thread,
@@ -71,19 +63,15 @@ class WebIdentitySource(SourceBase):
             "eks_irsa" if "eks.amazonaws.com" in self.token_file else "web_identity"
         )
         self.role_arn = check_role_arn(role_arn, source=self.name, var=ROLE_ARN)
-        self.session_name = check_session_name(
-            session_name or f"mongodb-aws-pool-{int(time.time())}", source=self.name
-        )
         self.duration_seconds = check_duration(duration_seconds, source=self.name)
-        self._settings = HttpSettings(
-            connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
-        )
-        self.sts = StsClient(
-            source=self.name,
+        self._setup_sts(
+            session_name=session_name,
             region=region,
             endpoint_url=endpoint_url,
             signed=False,
-            settings=self._settings,
+            settings=HttpSettings(
+                connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
+            ),
         )
 
     @classmethod
@@ -140,10 +128,4 @@ class WebIdentitySource(SourceBase):
             )
             return credentials_from_sts(response, source=self.name, where=self.sts.where)
 
-        return await _with_retries(attempt, settings=self._settings, source=self.name)
-
-    def _holds_resources(self) -> bool:
-        return self.sts.client is not None
-
-    async def _aclose(self) -> None:
-        await self.sts.aclose()
+        return await self._with_retries(attempt)

@@ -295,3 +295,16 @@ async def test_body_streamed_in_small_chunks_is_read_whole(mini) -> None:
         mini.handler = streaming(payload * 4)
         with pytest.raises(CredentialFetchError, match="larger than"):
             await source.fetch()
+
+
+async def test_unusable_url_is_not_retried_and_its_query_not_quoted(no_secret) -> None:
+    """A URL aiohttp cannot use fails once, non-retryable, without its query or the token."""
+    token = "container-auth-token-recognisable"
+    uri = "https://exa_mple\u00e9..com/creds?sig=QUERY-SECRET-recognisable"
+    async with ContainerSource(full_uri=uri, auth_token=token, attempts=3, **FAST) as source:
+        with pytest.raises(CredentialFetchError, match="not valid") as info:
+            await source.fetch()
+        assert source.http.requests_sent == 1
+    assert info.value.retryable is False and info.value.code == "InvalidURL"
+    no_secret("QUERY-SECRET-recognisable", info.value)
+    no_secret(token, info.value)

@@ -143,6 +143,18 @@ async def test_static_source_of_and_from_env() -> None:
         StaticSource.from_env({"AWS_ACCESS_KEY_ID": "AKIA"})
 
 
+async def test_static_from_env_reads_the_variables_as_environment_source_does() -> None:
+    """StaticSource.from_env reads the legacy token and the expiration like EnvironmentSource."""
+    exp = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    env = _env(AWS_SECURITY_TOKEN=TOKEN, AWS_CREDENTIAL_EXPIRATION=exp.isoformat())
+    static = await StaticSource.from_env(env).fetch()
+    live = await EnvironmentSource(environ=env).fetch()
+    assert static.session_token == live.session_token == TOKEN
+    assert static.expiration == live.expiration == exp
+    with pytest.raises(ConfigurationError, match="AWS_CREDENTIAL_EXPIRATION"):
+        StaticSource.from_env(_env(AWS_CREDENTIAL_EXPIRATION="tomorrow"))
+
+
 async def test_static_source_validates_and_expires() -> None:
     """Empty keys fail at construction; credentials past their expiration fail at fetch."""
     with pytest.raises(ConfigurationError):

@@ -236,3 +236,29 @@ async def test_success_logs_carry_no_secret(aws: AwsStandIns, logs, no_secret) -
     assert creds.session_token is not None
     for secret in (aws.web_identity_token, creds.secret_access_key, creds.session_token):
         no_secret(secret, None)
+
+
+async def test_sts_message_is_redacted_and_logged_once(
+    mini, aws: AwsStandIns, logs, no_secret
+) -> None:
+    """STS's message is quoted without the token or key-shaped text; one warning per fetch."""
+    unknown = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # never given to the source
+    token = aws.web_identity_token
+    mini.answer(
+        400,
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+        "<Type>Sender</Type><Code>InvalidIdentityToken</Code>"
+        f"<Message>Bad audience in {token} signed by {unknown}</Message>"
+        "</Error><RequestId>r-1</RequestId></ErrorResponse>",
+        **{"Content-Type": "text/xml"},
+    )
+    env = _env(aws, AWS_ENDPOINT_URL_STS=mini.url)
+    async with WebIdentitySource.from_env(env, attempts=2, **FAST) as source:
+        with pytest.raises(CredentialFetchError, match="Bad audience in") as info:
+            await source.fetch()
+    assert info.value.code == "InvalidIdentityToken" and info.value.retryable is False
+    for secret in (token, unknown):
+        no_secret(secret, info.value)
+    failures = [e for e in logs if e["event"] == "credentials.fetch.failed"]
+    assert len(failures) == 1 and failures[0]["log_level"] == "warning"
+    assert "Bad audience in" in failures[0]["reason"]

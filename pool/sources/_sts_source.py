@@ -1,0 +1,137 @@
+"""What the STS sources (web identity, assume role) share besides the client.
+
+Parameter checks made before any call, the parsing of an ``AssumeRole*``
+answer, and :class:`StsSourceBase`: session name default, settings, one
+:class:`~pool.sources._sts.StsClient`, retries and closing. Imports no AWS SDK.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ..credentials import Credentials
+from ..errors import ConfigurationError, CredentialFetchError
+from ._http import HttpSettings, with_retries
+from ._sts import StsClient
+from .base import SourceBase, ensure_not_expired, parse_expiration
+
+__all__ = [
+    "StsSourceBase",
+    "check_duration",
+    "check_role_arn",
+    "check_session_name",
+    "credentials_from_sts",
+]
+
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+
+
+def check_role_arn(role_arn: str, *, source: str, var: str) -> str:
+    """Reject what cannot be a role ARN, before any call (ConfigurationError)."""
+    if not isinstance(role_arn, str) or not role_arn.startswith("arn:") or len(role_arn) < 20:
+        raise ConfigurationError(
+            f"{source}: the role ARN must look like arn:aws:iam::123456789012:role/NAME; "
+            f"fix {var} or the role_arn argument"
+        )
+    return role_arn
+
+
+def check_session_name(name: str, *, source: str) -> str:
+    """STS's rule for RoleSessionName: 2..64 of ``[\\w+=,.@-]``."""
+    if not _SESSION_NAME.match(name):
+        raise ConfigurationError(
+            f"{source}: role session name {name!r} must be 2-64 characters of letters, "
+            "digits and +=,.@_-; fix AWS_ROLE_SESSION_NAME or session_name"
+        )
+    return name
+
+
+def check_duration(duration: int | None, *, source: str) -> int | None:
+    """``None`` or 900..43200 seconds, as STS (and botocore, client-side) require."""
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int) or not 900 <= duration <= 43200
+    ):
+        raise ConfigurationError(
+            f"{source}: duration_seconds must be an integer from 900 to 43200 (the role's "
+            "maximum session duration caps it; role chaining caps it at 3600)"
+        )
+    return duration
+
+
+def credentials_from_sts(response: Mapping[str, Any], *, source: str, where: str) -> Credentials:
+    """Credentials from an ``AssumeRole*`` response; malformed ones are non-retryable."""
+    doc = response.get("Credentials")
+    fields = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+    missing = [f for f in fields if not isinstance(doc, Mapping) or not doc.get(f)]
+    if missing:
+        raise CredentialFetchError(
+            f"{source}: STS at {where} answered without the Credentials field(s) "
+            f"{', '.join(missing)}; "
+            "is the endpoint really STS?",
+            source=source,
+            retryable=False,
+            code="MalformedResponse",
+        )
+    assert isinstance(doc, Mapping)
+    try:
+        expiration = parse_expiration(doc["Expiration"], what="Credentials.Expiration")
+    except ValueError as exc:
+        raise CredentialFetchError(
+            f"{source}: STS at {where} answered a malformed response: {exc}",
+            source=source,
+            retryable=False,
+            code="MalformedResponse",
+        ) from None
+    creds = Credentials(
+        access_key_id=str(doc["AccessKeyId"]),
+        secret_access_key=str(doc["SecretAccessKey"]),
+        session_token=str(doc["SessionToken"]),
+        expiration=expiration,
+        source=source,
+    )
+    return ensure_not_expired(creds, endpoint=f"STS at {where}")
+
+
+class StsSourceBase(SourceBase):
+    """What the STS sources share: session name, settings, one client, retries, closing.
+
+    Subclasses set ``name`` and call :meth:`_setup_sts` in ``__init__``.
+    """
+
+    sts: StsClient
+    session_name: str
+    _settings: HttpSettings
+
+    def _setup_sts(
+        self,
+        *,
+        session_name: str | None,
+        region: str,
+        endpoint_url: str | None,
+        signed: bool,
+        settings: HttpSettings,
+    ) -> None:
+        """Check the session name (default ``mongodb-aws-pool-<unix time>``), make the client."""
+        self.session_name = check_session_name(
+            session_name or f"mongodb-aws-pool-{int(time.time())}", source=self.name
+        )
+        self._settings = settings
+        self.sts = StsClient(
+            source=self.name,
+            region=region,
+            endpoint_url=endpoint_url,
+            signed=signed,
+            settings=settings,
+        )
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[Credentials]]) -> Credentials:
+        return await with_retries(attempt, settings=self._settings, source=self.name)
+
+    def _holds_resources(self) -> bool:
+        return self.sts.client is not None
+
+    async def _aclose(self) -> None:
+        await self.sts.aclose()
