@@ -225,6 +225,11 @@ async def _demo(args: argparse.Namespace) -> int:
                 await task
             live.update(_progress_table(rows))
     console.print(_results_table(rows))
+    if "lambda" in envs:
+        console.print(
+            "Lambda: the sandbox's variables hold one credential set for its whole life, "
+            "so nothing rotates there; the pool must only not get in the way."
+        )
     bad = [r for r in rows if not r.ok]
     for r in bad:
         console.print(
