@@ -14,14 +14,18 @@ from ._log import key_hint
 from ._rotation import Gen
 from .drivers import is_auth_failure, is_client_closed, is_pool_paused
 from .errors import AuthenticationError
-from .generation import State
 
 __all__ = ["auth_error", "retry_worthy"]
 
 
 def retry_worthy(gen: Gen, exc: Exception) -> bool:
-    """True when ``exc``, raised by an operation on ``gen``, is worth one retry elsewhere."""
-    if is_auth_failure(exc) or is_client_closed(exc) or gen.state is State.CLOSED:
+    """True when ``exc``, raised by an operation on ``gen``, is worth one retry elsewhere.
+
+    Only failures known to precede the command: any other error, even on a
+    generation closed at its drain deadline (a network timeout, say), may
+    come after the server applied a write, so it is not retried.
+    """
+    if is_auth_failure(exc) or is_client_closed(exc):
         return True
     # After an auth failure PyMongo pauses the client's pool; checkouts then
     # fail before sending anything, for the same reason.
@@ -33,6 +37,7 @@ def auth_error(gen: Gen | None) -> AuthenticationError:
     key = "-" if gen is None else key_hint(gen.credentials.access_key_id)
     return AuthenticationError(
         f"MongoDB refused the AWS credentials {key} (AuthenticationFailed, code 18) and no "
-        "newer client was ready in time; the pool invalidated them. Check that the IAM role "
+        "newer client could take over in time (the newer credentials were refused too, or "
+        "their warm-up did not finish); the pool invalidated them. Check that the IAM role "
         "is mapped to a database user (Atlas: Database Access, AWS IAM)."
     )

@@ -15,19 +15,24 @@ as background tasks while the pool is open:
 Closing always happens in a task of its own awaited through
 :func:`asyncio.shield`, so a cancelled caller (a lease holder, ``aclose()``)
 never leaves a client half-closed; :meth:`Rotator.wait_closers` joins them.
+
+A warm-up the server refuses (code 18) reports the credential set through
+``on_auth_failure`` (the pool invalidates it in the cache), once per set, and
+ends :meth:`Rotator.wait_newer` early: a ``run()`` waiting for a newer client
+then fails at once instead of after ``warmup_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._log import get_logger, key_hint
+from ._windows import backoff_delay
 from .credentials import Credentials
-from .drivers import Driver, DriverClient
+from .drivers import Driver, DriverClient, is_auth_failure
 from .errors import WarmupError
 from .generation import Generation, GenerationBook, swap_by
 
@@ -53,6 +58,7 @@ class Rotator:
         warm_connections: int,
         warmup_timeout: float,
         book: GenerationBook[DriverClient],
+        on_auth_failure: Callable[[Credentials], object] | None = None,
     ) -> None:
         self.uri = uri
         self.driver = driver
@@ -60,11 +66,16 @@ class Rotator:
         self.warm = warm_connections
         self.warmup_timeout = warmup_timeout
         self.book = book
+        self.on_auth_failure = on_auth_failure
         self.closers: set[asyncio.Task[None]] = set()
         self._wanted: Credentials | None = None
         self._wanted_changed = asyncio.Event()
         self._deadlines_changed = asyncio.Event()
-        self._swapped = asyncio.Event()  # set, then replaced, at each swap
+        # Set, then replaced, at each swap, failed warm-up and close: wakes waiters.
+        self._progress = asyncio.Event()
+        self._rotating = 0  # rotate_to() calls under way (build + warm-up)
+        self._refused_number = 0  # the newest generation whose warm-up got code 18
+        self._refused_key: str | None = None  # the last set reported as refused
         self._gen_closed = asyncio.Event()  # set, then replaced, when generations close
         self.warmup_failures = 0
         self.failures_in_a_row = 0
@@ -79,11 +90,32 @@ class Rotator:
         Raises :class:`pool.WarmupError` (or the driver adapter's
         :class:`pool.ConfigurationError`) and closes the new client on failure.
         """
+        self._rotating += 1
+        try:
+            gen = await self._build_and_warm(creds)
+        finally:
+            self._rotating -= 1
+            self.notify()  # wait_newer() looks at _rotating
+        previous = self.book.current
+        to_close = self.book.activate(gen, time.monotonic())
+        self.failures_in_a_row = 0
+        self.notify()
+        self._deadlines_changed.set()
+        _log.info(
+            "pool.rotated",
+            generation=gen.number,
+            previous=None if previous is None else previous.number,
+            key=key_hint(creds.access_key_id),
+            connections=gen.handle.monitor.ready,
+        )
+        await self.close_gens(to_close)
+
+    async def _build_and_warm(self, creds: Credentials) -> Gen:
         handle = await self.driver.build(self.uri, creds, self.options, warm_connections=self.warm)
         try:
             gen = self.book.begin(creds, handle)
         except BaseException:
-            await asyncio.shield(self.driver.close(handle))
+            await self._close_handles([handle])
             raise
         previous = self.book.current
         fill_until = None if previous is None else swap_by(previous.credentials)
@@ -91,7 +123,9 @@ class Rotator:
             full = await self.driver.warm(
                 handle, self.warm, within=self.warmup_timeout, fill_until=fill_until
             )
-        except BaseException:
+        except BaseException as exc:
+            if is_auth_failure(exc.__cause__ or exc):
+                self._refused(gen)
             await self.close_gens(self.book.abandon(gen))
             raise
         if not full:
@@ -104,19 +138,19 @@ class Rotator:
                 hint="the serving client's credentials expire soon; swapping with fewer "
                 "connections (lower warm_connections or refresh earlier)",
             )
-        to_close = self.book.activate(gen, time.monotonic())
-        self.failures_in_a_row = 0
-        self._swapped.set()
-        self._swapped = asyncio.Event()
-        self._deadlines_changed.set()
-        _log.info(
-            "pool.rotated",
-            generation=gen.number,
-            previous=None if previous is None else previous.number,
-            key=key_hint(creds.access_key_id),
-            connections=handle.monitor.ready,
-        )
-        await self.close_gens(to_close)
+        return gen
+
+    def _refused(self, gen: Gen) -> None:
+        """The server refused ``gen``'s credentials at warm-up: report them once, wake waiters."""
+        self._refused_number = max(self._refused_number, gen.number)
+        self.notify()
+        key = gen.credentials.access_key_id
+        if self._refused_key == key:
+            return
+        self._refused_key = key
+        _log.warning("pool.warmup_auth_failed", generation=gen.number, key=key_hint(key))
+        if self.on_auth_failure is not None:
+            self.on_auth_failure(gen.credentials)
 
     # -- background tasks ----------------------------------------------------
 
@@ -134,7 +168,7 @@ class Rotator:
 
     async def rotate_forever(self) -> None:
         """Rotate to the wanted set whenever it differs from the serving one."""
-        delay = BACKOFF_INITIAL
+        attempt = 0
         while True:
             await self._wanted_changed.wait()
             self._wanted_changed.clear()
@@ -145,15 +179,29 @@ class Rotator:
                 await self.rotate_to(creds)
             except Exception as exc:  # keep serving on the current client
                 self._record_failure(exc)
-                try:  # back off; a newer credential set cuts the wait short
-                    async with asyncio.timeout(delay * (0.5 + random.random() / 2)):
-                        await self._wanted_changed.wait()
-                except TimeoutError:
-                    pass
+                attempt += 1
+                await self._back_off(
+                    backoff_delay(attempt, BACKOFF_INITIAL, BACKOFF_MAX, floor=0.5)
+                )
                 self._wanted_changed.set()
-                delay = min(delay * 2, BACKOFF_MAX)
             else:
-                delay = BACKOFF_INITIAL
+                attempt = 0
+
+    async def _back_off(self, delay: float) -> None:
+        """Pause after a failed rotation; a newer set cuts the first pause short.
+
+        Only the first: a refused warm-up invalidates its set, and a source
+        that mints new keys on each fetch (STS) would otherwise be asked again
+        at the pace of failing handshakes.
+        """
+        if self.failures_in_a_row > 1:
+            await asyncio.sleep(delay)
+            return
+        try:
+            async with asyncio.timeout(delay):
+                await self._wanted_changed.wait()
+        except TimeoutError:
+            pass
 
     async def expire_forever(self) -> None:
         """Close each draining generation when its deadline passes."""
@@ -214,6 +262,16 @@ class Rotator:
         self._gen_closed.set()
         self._gen_closed = asyncio.Event()
 
+    async def _close_handles(self, handles: list[DriverClient]) -> None:
+        """Close clients that never became generations, like :meth:`close_gens`."""
+        task = asyncio.get_running_loop().create_task(self._close_all(handles))
+        self.closers.add(task)
+        task.add_done_callback(self.closers.discard)
+        await asyncio.shield(task)
+
+    async def _close_all(self, handles: list[DriverClient]) -> None:
+        await asyncio.gather(*(self.driver.close(h) for h in handles))
+
     async def wait_closers(self) -> None:
         """Wait until every close started so far has finished."""
         while self.closers:
@@ -221,20 +279,51 @@ class Rotator:
 
     # -- waiting -------------------------------------------------------------
 
-    async def wait_newer(self, number: int, until: float) -> bool:
-        """Wait until a generation newer than ``number`` serves; False at ``until`` or close."""
+    def notify(self) -> None:
+        """Wake every :meth:`wait_newer`/:meth:`wait_generation` waiter to look again."""
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def _wait_for(self, check: Callable[[], bool | None], until: float | None) -> bool:
+        """Wait until ``check()`` returns a bool (returned); False at ``until`` (monotonic)."""
         while True:
-            current = self.book.current
-            if current is not None and current.number > number:
-                return True
-            left = until - time.monotonic()
-            if self.book.closed or left <= 0:
+            result = check()
+            if result is not None:
+                return result
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
                 return False
             try:
                 async with asyncio.timeout(left):
-                    await self._swapped.wait()
+                    await self._progress.wait()
             except TimeoutError:
                 pass
+
+    def _serving_from(self, number: int) -> bool | None:
+        current = self.book.current
+        if current is not None and current.number >= number:
+            return True
+        return False if self.book.closed else None
+
+    async def wait_generation(self, number: int, until: float | None) -> bool:
+        """Wait until generation ``number`` or a newer one serves; False at ``until`` or close."""
+        return await self._wait_for(lambda: self._serving_from(number), until)
+
+    async def wait_newer(self, number: int, until: float) -> bool:
+        """Wait until a generation newer than ``number`` serves; False at ``until`` or close.
+
+        Also False, early, when the server refused (code 18) the warm-up of a
+        generation newer than ``number`` and no other warm-up is under way:
+        the credentials a retry would get are refused too.
+        """
+
+        def check() -> bool | None:
+            serving = self._serving_from(number + 1)
+            if serving is None and self._refused_number > number and not self._rotating:
+                return False
+            return serving
+
+        return await self._wait_for(check, until)
 
     async def wait_idle(self, until: float) -> None:
         """Wait until every generation is closed, or until ``until`` (monotonic)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,15 +29,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 from ._log import get_logger, key_hint
+from ._options import check_settings
 from ._retry import auth_error, retry_worthy
 from ._rotation import Gen, Rotator
 from .cache import CredentialCache
-from .drivers import (
-    DriverClient,
-    check_client_options,
-    get_driver,
-    is_auth_failure,
-)
+from .drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from .errors import ConfigurationError, PoolClosedError
 from .generation import GenerationBook
 
@@ -53,7 +48,6 @@ T = TypeVar("T")
 _log = get_logger("pool.client_pool")
 
 DEFAULT_WARM_CONNECTIONS = 4
-_USERINFO = re.compile(r"^[a-z+]+://[^/?#]*@", re.IGNORECASE)
 
 
 class ClientPool(Generic[ClientT]):
@@ -121,8 +115,14 @@ class ClientPool(Generic[ClientT]):
         close_timeout: float = 10.0,
         **client_options: Any,
     ) -> None:
-        _check_settings(uri, warm_connections, drain_timeout, warmup_timeout, close_timeout)
-        check_client_options(client_options)
+        check_settings(
+            uri,
+            warm=warm_connections,
+            drain_timeout=drain_timeout,
+            warmup_timeout=warmup_timeout,
+            close_timeout=close_timeout,
+            options=client_options,
+        )
         if isinstance(credentials, CredentialCache):
             self._cache, self._owns_cache = credentials, False
         elif callable(getattr(credentials, "fetch", None)):
@@ -142,6 +142,7 @@ class ClientPool(Generic[ClientT]):
             warm_connections=warm_connections,
             warmup_timeout=warmup_timeout,
             book=self._book,
+            on_auth_failure=lambda creds: self._cache.invalidate(creds),
         )
         self._state = "new"
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,16 +169,31 @@ class ClientPool(Generic[ClientT]):
 
         Raises :class:`pool.WarmupError` when the first client cannot be
         warmed (there is no older one to fall back on), or the cache's
-        :class:`pool.CredentialError`; everything started is closed again.
+        :class:`pool.CredentialError`; everything started is closed again and
+        the pool stays closed (create a new one to try again).
+        :meth:`aclose` called meanwhile stops the warm-up; ``start()`` then
+        raises :class:`pool.PoolClosedError`.
         """
         if self._state != "new":
-            raise PoolClosedError("ClientPool.start() was already called; create a new pool")
+            raise PoolClosedError(
+                "ClientPool.start() was already called, or the pool was closed; create a new pool"
+            )
         self._state = "starting"
+        loop = asyncio.get_running_loop()
+        # Its own task, which aclose() cancels like the background tasks.
+        first = loop.create_task(self._open_first(), name="ClientPool.start")
+        self._tasks.append(first)
         try:
-            if self._owns_cache:
-                await self._cache.__aenter__()
-            await self._rot.rotate_to(await self._cache.get())
-            loop = asyncio.get_running_loop()
+            try:
+                await first  # our own cancellation propagates into it
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or self._state == "starting":
+                    raise
+                raise PoolClosedError("aclose() was called while start() ran") from None
+            if self._state != "starting":  # aclose() came after the warm-up
+                raise PoolClosedError("aclose() was called while start() ran")
+            self._tasks.remove(first)
             for name, coro in (
                 ("follow", self._rot.follow(self._cache.subscribe())),
                 ("rotate", self._rot.rotate_forever()),
@@ -188,6 +204,11 @@ class ClientPool(Generic[ClientT]):
         except BaseException:
             await self.aclose()
             raise
+
+    async def _open_first(self) -> None:
+        if self._owns_cache:
+            await self._cache.__aenter__()
+        await self._rot.rotate_to(await self._cache.get())
 
     async def aclose(self) -> None:
         """Stop rotating, let leases finish (up to ``close_timeout``), close every client.
@@ -207,7 +228,9 @@ class ClientPool(Generic[ClientT]):
             if tasks:
                 await asyncio.shield(asyncio.wait(tasks))
             now = time.monotonic()
-            await self._rot.close_gens(self._book.close(now, self._close_timeout))
+            to_close = self._book.close(now, self._close_timeout)
+            self._rot.notify()  # run() and wait_for_generation() waiters give up now
+            await self._rot.close_gens(to_close)
             await self._rot.wait_idle(now + self._close_timeout)
         finally:
             # Kept referenced: the loop holds tasks weakly, and a cancelled
@@ -224,6 +247,24 @@ class ClientPool(Generic[ClientT]):
         finally:
             self._state = "closed"
             self._closed_event.set()
+
+    async def wait_for_generation(self, number: int) -> int:
+        """Wait until generation ``number``, or a newer one, serves; return the serving number.
+
+        Generation numbers only grow, and a failed warm-up uses one too, so
+        this waits for *a* generation numbered ``number`` or more. To wait for
+        the next rotation: ``n = cp.status()["generation"]``, trigger it (for
+        example ``await cp.cache.refresh()``), then
+        ``await cp.wait_for_generation(n + 1)``. Returns at once when such a
+        generation already serves; raises :class:`pool.PoolClosedError` when
+        the pool is or becomes closed first. No timeout of its own: wrap it in
+        ``asyncio.timeout(...)``; cancelling it is safe.
+        """
+        await self._rot.wait_generation(number, None)
+        current = self._book.current
+        if current is not None and current.number >= number:
+            return current.number
+        raise PoolClosedError(f"the ClientPool closed before generation {number} served")
 
     @property
     def cache(self) -> CredentialCache:
@@ -281,12 +322,15 @@ class ClientPool(Generic[ClientT]):
         18, or the "connection pool paused" that follows one) or its client
         was closed under it (a lease dropped at the drain deadline), ``fn`` is
         called once more on a newer client, waiting up to ``warmup_timeout``
-        for one. These failures happen before the server ran the failing
-        command, so the retry is safe for a single operation, reads and
-        writes alike. Pass ``retry=False`` when ``fn`` performs more
-        than one write and must not be repeated. Other errors pass through
-        unchanged; an authentication failure that remains is raised as
-        :class:`pool.AuthenticationError` (the driver's error as cause).
+        for one (less when the server refuses the newer credentials too).
+        These failures happen before the server ran the failing command, so
+        the retry is safe for a single operation, reads and writes alike.
+        Any other error (a network timeout, say) is raised unchanged, even
+        when the client was closed meanwhile: the server may have applied
+        the write. Pass ``retry=False`` when ``fn`` performs more than one
+        write and must not be repeated. An authentication failure that
+        remains is raised as :class:`pool.AuthenticationError` (the driver's
+        error as cause).
         """
         first: Gen | None = None
         try:
@@ -304,7 +348,7 @@ class ClientPool(Generic[ClientT]):
         if not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
             if self._book.closed:
                 raise PoolClosedError("the ClientPool closed while run() waited") from failure
-            if is_auth_failure(failure):
+            if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal
                 raise auth_error(first) from failure
             raise failure
         second: Gen | None = None
@@ -370,25 +414,3 @@ class ClientPool(Generic[ClientT]):
             "last_refresh_error": cache.get("last_error"),
             "cache": cache,
         }
-
-
-def _check_settings(
-    uri: str,
-    warm: int,
-    drain_timeout: float | None,
-    warmup_timeout: float,
-    close_timeout: float,
-) -> None:
-    if not isinstance(uri, str) or "://" not in uri:
-        raise ConfigurationError("uri must be a mongodb:// or mongodb+srv:// connection string")
-    if _USERINFO.match(uri):
-        raise ConfigurationError(
-            "the URI carries a user name or password; remove it: the pool passes the AWS "
-            "credentials to the driver as keyword options"
-        )
-    if not isinstance(warm, int) or warm < 0:
-        raise ConfigurationError("warm_connections must be an integer >= 0")
-    if drain_timeout is not None and drain_timeout < 0:
-        raise ConfigurationError("drain_timeout must be >= 0 seconds, or None")
-    if warmup_timeout <= 0 or close_timeout < 0:
-        raise ConfigurationError("warmup_timeout must be > 0 and close_timeout >= 0 seconds")

@@ -38,6 +38,7 @@ rotating clients. Nothing else here would change.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
 from ._log import get_logger
 from ._monitor import ConnectionMonitor
+from ._options import check_client_options, client_kwargs, secrets_of
+from ._redact import describe
 from .errors import ConfigurationError, WarmupError
 
 __all__ = [
@@ -74,8 +77,6 @@ AUTH_FAILED = 18  # mongod's code for every failed authentication ("Authenticati
 
 _log = get_logger(__name__)
 
-# Options the pool owns: credentials come from the supplier, never from the user.
-_RESERVED = {"username", "password", "authmechanism", "authmechanismproperties", "authsource"}
 _POLL = 0.02  # seconds between checks of the connection count while filling
 
 
@@ -99,9 +100,13 @@ class DriverClient:
     monitor: ConnectionMonitor = field(repr=False)
     closing: bool = False  # close() started
     closed: bool = False  # close() returned
+    # The credentials' secret parts, only to scrub them from error text.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 _live: set[int] = set()  # ids of DriverClients built and not yet closed (leak checks)
+_cleanups: set[asyncio.Task[None]] = set()  # closes of orphaned builds (strong refs)
+_auth_loaded: set[str] = set()  # lazily imported auth modules already loaded, process-wide
 
 
 def live_clients() -> int:
@@ -129,16 +134,6 @@ def is_client_closed(exc: BaseException) -> bool:
     return isinstance(exc, PyMongoError) and type(exc).__name__ == "_PoolClosedError"
 
 
-def check_client_options(options: Mapping[str, Any]) -> None:
-    """Refuse the credential options: the pool sets them from the cache."""
-    reserved = sorted(k for k in options if k.lower() in _RESERVED)
-    if reserved:
-        raise ConfigurationError(
-            f"client option(s) {reserved} are set by the pool from the AWS credentials; "
-            "remove them from the ClientPool(...) keyword arguments"
-        )
-
-
 def is_pool_paused(exc: BaseException) -> bool:
     """True for PyMongo's ``AutoReconnect("connection pool paused")``.
 
@@ -148,24 +143,27 @@ def is_pool_paused(exc: BaseException) -> bool:
     return isinstance(exc, AutoReconnect) and "connection pool paused" in str(exc)
 
 
-def _client_kwargs(
-    supplier: CredentialSupplier,
-    options: Mapping[str, Any],
-    warm_connections: int,
-    monitor: ConnectionMonitor,
-) -> dict[str, Any]:
-    check_client_options(options)
-    kwargs = dict(options)
-    listeners = list(kwargs.pop("event_listeners", None) or [])
-    kwargs["event_listeners"] = [*listeners, monitor]
-    # PyMongo's option names are case-insensitive.
-    user_min = [int(kwargs.pop(k) or 0) for k in list(kwargs) if k.lower() == "minpoolsize"]
-    kwargs["minPoolSize"] = max([warm_connections, *user_min])
-    kwargs.update(supplier.client_options())
-    return kwargs
+async def _load_auth_modules(names: tuple[str, ...]) -> None:
+    """Import the modules PyMongo imports lazily at the first handshake, off the loop.
+
+    PyMongo imports ``pymongo_auth_aws`` (which imports boto3 and botocore,
+    ~100-170 ms) inside the first MONGODB-AWS handshake; with the async client
+    that handshake runs on the event loop and would stall it. Importing them
+    once per process on a worker thread first makes the handshake's imports
+    dictionary lookups. A missing ``pymongo_auth_aws`` is left for PyMongo to
+    report (with its "install pymongo[aws]" message) at the handshake.
+    """
+    for name in names:
+        if name in _auth_loaded:
+            continue
+        try:
+            await anyio.to_thread.run_sync(importlib.import_module, name)
+        except ImportError as exc:
+            _log.debug("auth_module_missing", module=name, error=type(exc).__name__)
+        _auth_loaded.add(name)
 
 
-def _warmup_error(driver: str, exc: BaseException) -> WarmupError:
+def _warmup_error(driver: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> WarmupError:
     if is_auth_failure(exc):
         return WarmupError(
             f"{driver}: the server refused the new AWS credentials (AuthenticationFailed, "
@@ -178,7 +176,7 @@ def _warmup_error(driver: str, exc: BaseException) -> WarmupError:
             "Raise warmup_timeout or lower warm_connections if the server is slow."
         )
     return WarmupError(
-        f"{driver}: warm-up failed with {type(exc).__name__}: {str(exc)[:200]}; "
+        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)}; "
         "the current client keeps serving"
     )
 
@@ -187,6 +185,8 @@ class Driver:
     """Shared warm-up/close logic; subclasses supply the driver calls."""
 
     name: DriverName
+    # Modules PyMongo imports inside the first authentication (see _load_auth_modules).
+    auth_modules: tuple[str, ...] = ("pymongo_auth_aws",)
 
     def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -214,20 +214,52 @@ class Driver:
         """A new, unconnected client for ``supplier``'s credentials.
 
         Raises :class:`pool.ConfigurationError` for options the driver rejects.
+        Cancellation-safe: the client is built in a task of its own, so a
+        caller cancelled meanwhile (``task.cancel()`` interrupts even a wait on
+        a worker thread) does not orphan it: the build is awaited, its client
+        closed, and the cancellation re-raised.
         """
         monitor = ConnectionMonitor()
-        kwargs = _client_kwargs(supplier, options, warm_connections, monitor)
+        kwargs = client_kwargs(supplier.client_options(), options, warm_connections, monitor)
+        await _load_auth_modules(self.auth_modules)
+        task = asyncio.get_running_loop().create_task(self._build_handle(uri, kwargs, monitor))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await self._discard(task)
+            raise
+
+    async def _build_handle(
+        self, uri: str, kwargs: dict[str, Any], monitor: ConnectionMonitor
+    ) -> DriverClient:
         try:
             client = await self._make(uri, kwargs)
         except (PyMongoConfigurationError, TypeError, ValueError) as exc:
-            # Not chained: PyMongo's message may echo option values.
+            # Not chained: the exception's arguments may hold option values.
             raise ConfigurationError(
-                f"{self.name} refused the client options: {type(exc).__name__}; "
+                f"{self.name} refused the client options ({describe(exc, *secrets_of(kwargs))}); "
                 "check the URI and the ClientPool keyword arguments"
             ) from None
-        handle = DriverClient(client=client, driver=self.name, monitor=monitor)
-        _live.add(id(handle))
+        handle = DriverClient(
+            client=client, driver=self.name, monitor=monitor, secrets=secrets_of(kwargs)
+        )
+        _live.add(id(handle))  # counted from here on, even if the caller is gone
         return handle
+
+    async def _discard(self, build: asyncio.Task[DriverClient]) -> None:
+        """Close whatever ``build`` produces, in a task a second cancellation cannot stop."""
+
+        async def close_when_built() -> None:
+            try:
+                handle = await build
+            except BaseException:  # nothing was built, or it failed: nothing to close
+                return
+            await self.close(handle)
+
+        closer = asyncio.get_running_loop().create_task(close_when_built())
+        _cleanups.add(closer)
+        closer.add_done_callback(_cleanups.discard)
+        await asyncio.shield(closer)
 
     async def warm(
         self,
@@ -258,10 +290,8 @@ class Driver:
                     return True
                 except TimeoutError:
                     return False
-        except PyMongoError as exc:
-            raise _warmup_error(self.name, exc) from exc
-        except TimeoutError as exc:
-            raise _warmup_error(self.name, exc) from exc
+        except (PyMongoError, TimeoutError) as exc:
+            raise _warmup_error(self.name, exc, handle.secrets) from exc
 
     async def _fill(self, handle: DriverClient, target: int) -> None:
         parallel = max(1, int(handle.client.options.pool_options.max_connecting))
@@ -295,6 +325,7 @@ class PyMongoDriver(Driver):
     """PyMongo's native asyncio client, ``pymongo.AsyncMongoClient``."""
 
     name: DriverName = "pymongo"
+    auth_modules = ("pymongo_auth_aws", "pymongo.asynchronous.auth")
 
     def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
         from pymongo import AsyncMongoClient
@@ -325,6 +356,7 @@ class MotorDriver(Driver):
     """
 
     name: DriverName = "motor"
+    auth_modules = ("pymongo_auth_aws", "pymongo.synchronous.auth")
 
     def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
         from motor.motor_asyncio import AsyncIOMotorClient

@@ -80,12 +80,12 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def rotate(cp: ClientPool[Any], cache: CredentialCache) -> int:
+async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 15.0) -> int:
     """Force one rotation (new credentials from the source) and wait for the swap."""
     before = cp.status()["generation"]
     await cache.refresh()
-    await until(lambda: (cp.status()["generation"] or 0) > before)
-    return int(cp.status()["generation"])
+    async with asyncio.timeout(timeout):  # only turns a hang into a failure
+        return await cp.wait_for_generation(before + 1)
 
 
 async def start_session(client: Any) -> Any:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from pool_helpers import make_pool, rotate, until
 
 from pool.cache import CredentialCache
-from pool.drivers import live_clients
+from pool.drivers import get_driver, live_clients
+from pool.errors import PoolClosedError
 from pool.standins.mongo.server import MongoStandIn
+
+
+def _other_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
 
 
 async def _hold(cp: Any, entered: asyncio.Event) -> None:
@@ -111,3 +118,82 @@ async def test_aclose_during_warmup_closes_the_warming_client(
     await cp.aclose()
     assert live_clients() == live0
     assert cp.status()["generations"] == []
+
+
+async def test_aclose_during_a_client_build_closes_the_built_client(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aclose() cancelling a rotation mid-construction still closes the client being built."""
+    live0 = live_clients()
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    adapter = type(cp._rot.driver)
+    entered, gate, built_evt = threading.Event(), threading.Event(), threading.Event()
+    built: list[Any] = []
+    closed: list[Any] = []
+    real_new, real_close = adapter._new_client, adapter._close
+
+    def new(self: Any, uri: str, kwargs: dict[str, Any]) -> Any:
+        client = real_new(self, uri, kwargs)
+        built.append(client)
+        built_evt.set()
+        return client
+
+    def slow_new(self: Any, uri: str, kwargs: dict[str, Any]) -> Any:
+        entered.set()
+        gate.wait(10)
+        return new(self, uri, kwargs)
+
+    async def recording_close(self: Any, client: Any) -> None:
+        closed.append(client)
+        await real_close(self, client)
+
+    monkeypatch.setattr(adapter, "_new_client", slow_new)
+    monkeypatch.setattr(adapter, "_close", recording_close)
+    if driver == "pymongo":  # its constructor runs on the loop: block before it, off the loop
+
+        async def slow_make(self: Any, uri: str, kwargs: dict[str, Any]) -> Any:
+            await anyio.to_thread.run_sync(entered.set)
+            await anyio.to_thread.run_sync(gate.wait, 10)
+            return new(self, uri, kwargs)
+
+        monkeypatch.setattr(adapter, "_make", slow_make)
+    await cache.refresh()
+    await anyio.to_thread.run_sync(entered.wait, 10)
+    closing = asyncio.create_task(cp.aclose())
+    await until(lambda: cp.status()["state"] == "closing")  # the rotation is cancelled now
+    gate.set()
+    await closing
+    await anyio.to_thread.run_sync(built_evt.wait, 10)  # the construction has returned
+    assert built, "the slow constructor ran"
+    assert all(any(c is b for c in closed) for b in built), "a built client was never closed"
+    assert live_clients() == live0
+
+
+async def test_aclose_during_start_stops_it(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aclose() while start() warms: start() raises PoolClosedError; nothing runs or stays open."""
+    tasks0, live0 = _other_tasks(), live_clients()
+    adapter = type(get_driver(driver))
+    warming, gate = asyncio.Event(), asyncio.Event()
+    real_warm = adapter.warm
+
+    async def gated_warm(self: Any, handle: Any, *args: Any, **kwargs: Any) -> bool:
+        warming.set()
+        await gate.wait()
+        return await real_warm(self, handle, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "warm", gated_warm)
+    cp = make_pool(mongo, cache, driver, close_timeout=0.2)
+    starting = asyncio.create_task(cp.start())
+    await warming.wait()
+    closing = asyncio.create_task(cp.aclose())
+    await until(lambda: cp.status()["state"] != "starting")
+    gate.set()  # a warm-up aclose() did not stop would now finish and open the pool
+    with pytest.raises(PoolClosedError, match="aclose"):
+        await starting
+    await closing
+    assert cp.status()["state"] == "closed" and not cp.status()["ready"]
+    assert live_clients() == live0
+    await until(lambda: _other_tasks() <= tasks0)

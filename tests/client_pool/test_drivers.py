@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pool_helpers import FAST, MintingSource
 from pymongo import monitoring
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
 
+from pool.credentials import Credentials
 from pool.drivers import (
     check_client_options,
     get_driver,
@@ -123,3 +128,78 @@ def test_unknown_driver_is_refused() -> None:
     """Only the two supported drivers are accepted."""
     with pytest.raises(ConfigurationError, match="'pymongo' or 'motor'"):
         get_driver("mongoengine")
+
+
+_IMPORT_PROBE = """
+import asyncio, json, sys, threading
+
+on_loop = []
+
+
+class Recorder:
+    # Sees every import not yet in sys.modules; records those run on the loop's thread.
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(name)
+            except RuntimeError:
+                pass
+        return None
+
+
+async def main(driver):
+    from pool import ClientPool, CredentialCache, Credentials
+    from pool.standins.authority import CredentialAuthority
+    from pool.standins.mongo.server import MongoStandIn
+    from pool.standins.threaded import ThreadedStandIns
+
+    authority = CredentialAuthority(default_lifetime=60.0)
+
+    class Source:
+        async def fetch(self):
+            c = authority.mint()
+            return Credentials(c.access_key_id, c.secret_access_key, c.session_token,
+                               c.expiration, source="probe")
+
+    # The stand-in on its own thread: its imports are not the client's.
+    async with ThreadedStandIns(lambda: MongoStandIn(authority), name="mongo") as group:
+        async with CredentialCache(Source()) as cache:
+            await cache.get()
+            sys.meta_path.insert(0, Recorder())
+            cp = ClientPool(group.value.uri, credentials=cache, driver=driver,
+                            warm_connections=2, serverSelectionTimeoutMS=5000)
+            await cp.start()
+            sys.meta_path.pop(0)
+            await cp.aclose()
+    print(json.dumps(on_loop))
+
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_first_handshake_imports_nothing_heavy_on_the_loop(driver: str) -> None:
+    """boto3/botocore and PyMongo's AWS auth modules are imported off the event loop."""
+    root = Path(__file__).resolve().parents[2]
+    result = await anyio.run_process(
+        [sys.executable, "-c", _IMPORT_PROBE, driver], cwd=root, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    on_loop: list[str] = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    heavy = [
+        m
+        for m in on_loop
+        if m.split(".")[0] in {"boto3", "botocore", "pymongo_auth_aws"}
+        or m.startswith("pymongo.asynchronous.auth")
+    ]
+    assert heavy == [], f"imported on the event loop during start(): {heavy}"
+
+
+async def test_refused_options_are_explained_without_secrets(driver: str) -> None:
+    """Options the driver refuses raise ConfigurationError quoting its reason, never a secret."""
+    creds = Credentials("ASIAEXAMPLEEXAMPLE00", "s3cret-Key-ABCDEFGHIJKLMNOPQRSTUVWXYZ01")
+    opts = {"tlsCertificateKeyFilePassword": "pw-hunter2", "maxPoolSize": "many"}
+    with pytest.raises(ConfigurationError, match="maxPoolSize must be an integer") as info:
+        await get_driver(driver).build("mongodb://127.0.0.1:1/", creds, opts)
+    assert "pw-hunter2" not in str(info.value) and creds.secret_access_key not in str(info.value)

@@ -9,46 +9,76 @@ import pytest
 from pool_helpers import load_example, serve_asgi
 
 from pool.drivers import live_clients
+from pool.errors import WarmupError
 from pool.standins.authority import CredentialAuthority, aws_time
 from pool.standins.aws import AwsStandIns
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.threaded import ThreadedStandIns
 
 
+def _lambda_env(monkeypatch: pytest.MonkeyPatch, mongo: MongoStandIn, driver: str) -> None:
+    issued = mongo.authority.mint(lifetime=3600)
+    assert issued.session_token and issued.expiration
+    for key, value in {
+        "MONGODB_URI": mongo.uri,
+        "MONGODB_DRIVER": driver,
+        "AWS_LAMBDA_FUNCTION_NAME": "fn",
+        "AWS_ACCESS_KEY_ID": issued.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": issued.secret_access_key,
+        "AWS_SESSION_TOKEN": issued.session_token,
+        "AWS_CREDENTIAL_EXPIRATION": aws_time(issued.expiration),
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
 def test_lambda_pool_reused_across_invocations(
     driver: str, authority: CredentialAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Invocations share the module's pool: no new client or connection, no lease left over."""
-    issued = authority.mint(lifetime=3600)
-    assert issued.session_token and issued.expiration
     with ThreadedStandIns(lambda: MongoStandIn(authority), name="mongo") as group:
         mongo = group.value
-        for key, value in {
-            "MONGODB_URI": mongo.uri,
-            "MONGODB_DRIVER": driver,
-            "AWS_LAMBDA_FUNCTION_NAME": "fn",
-            "AWS_ACCESS_KEY_ID": issued.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": issued.secret_access_key,
-            "AWS_SESSION_TOKEN": issued.session_token,
-            "AWS_CREDENTIAL_EXPIRATION": aws_time(issued.expiration),
-        }.items():
-            monkeypatch.setenv(key, value)
+        _lambda_env(monkeypatch, mongo, driver)
         live0 = live_clients()
         module = load_example("lambda_handler")
         try:
             first = module.handler({"id": 1, "value": "a"}, None)
             assert first["statusCode"] == 200
+            pool = module.POOL
             opened = mongo.stats.connections_opened
             auths = mongo.stats.auth_successes
             for i in range(2, 6):
                 result = module.handler({"id": i, "value": "b"}, None)
                 assert '"value": "b"' in result["body"]
-                status = module.POOL.status()
+                assert module.POOL is pool
+                status = pool.status()
                 assert status["leases"] == {"1": 0}, "nothing held between invocations"
             assert mongo.stats.connections_opened == opened, "connections reused"
             assert mongo.stats.auth_successes == auths, "no new authentication"
-            assert module.POOL.status()["credentials"]["source"] == "lambda"
+            assert pool.status()["credentials"]["source"] == "lambda"
             assert live_clients() == live0 + 1
+        finally:
+            module.shutdown()
+        assert live_clients() == live0
+
+
+def test_lambda_recovers_from_a_failed_first_start(
+    driver: str, authority: CredentialAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start the server refuses fails that invocation only; the next one serves."""
+    with ThreadedStandIns(lambda: MongoStandIn(authority), name="mongo") as group:
+        mongo = group.value
+        _lambda_env(monkeypatch, mongo, driver)
+        live0 = live_clients()
+        module = load_example("lambda_handler")
+        try:
+            mongo.reject_auth(True)
+            with pytest.raises(WarmupError, match="refused"):
+                module.handler({"id": 1, "value": "a"}, None)
+            assert live_clients() == live0, "the failed start closed its client"
+            mongo.reject_auth(False)
+            result = module.handler({"id": 2, "value": "b"}, None)
+            assert result["statusCode"] == 200 and '"value": "b"' in result["body"]
+            assert module.POOL.status()["ready"]
         finally:
             module.shutdown()
         assert live_clients() == live0

@@ -138,6 +138,9 @@ async def test_pool_owns_the_cache_it_creates(driver: str, mongo: MongoStandIn) 
         ("mongodb://h/", {"driver": "mongoengine"}, "driver must be"),
         ("mongodb://h/", {"warm_connections": -1}, "warm_connections"),
         ("mongodb://h/", {"drain_timeout": -1.0}, "drain_timeout"),
+        ("mongodb://h/", {"warm_connections": 8, "maxPoolSize": 4}, "maxPoolSize=4"),
+        ("mongodb://h/?maxPoolSize=2", {"warm_connections": 4}, "maxPoolSize=2"),
+        ("mongodb://h/", {"minPoolSize": 9, "maxpoolsize": 5}, "minPoolSize=9"),
     ],
 )
 def test_configuration_errors_say_what_to_fix(
@@ -188,3 +191,75 @@ async def test_status_is_json_and_nothing_leaks_secrets(
     assert status["credentials"]["key"].startswith("ASIA")
     assert any(e["event"] == "pool.auth_failed" for e in logs)
     assert any(e["event"] == "pool.warmup_failed" for e in logs)
+
+
+def test_pool_size_within_limits_is_accepted(source: MintingSource) -> None:
+    """warm_connections up to maxPoolSize, or any number with maxPoolSize=0 (no limit), is fine."""
+    ClientPool("mongodb://h/", credentials=source, warm_connections=4, maxPoolSize=4)
+    ClientPool("mongodb://h/?maxPoolSize=0", credentials=source, warm_connections=50)
+
+
+async def test_warmup_error_text_is_redacted(
+    driver: str,
+    mongo: MongoStandIn,
+    cache: CredentialCache,
+    source: MintingSource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm-up error quoting a URI password or the credentials leaves no trace of them."""
+    from pymongo.errors import AutoReconnect
+
+    from pool.drivers import get_driver
+
+    adapter = type(get_driver(driver))
+    uri_password = "Hunter2-uri-Passw0rd"
+
+    async def leaky_ping(self: Any, client: Any) -> None:
+        creds = source.minted[-1]  # the set being warmed
+        raise AutoReconnect(
+            f"mongodb://app:{uri_password}@db.example:27017 {creds.secret_access_key} "
+            f"token={creds.session_token}"
+        )
+
+    with structlog.testing.capture_logs() as logs:
+        async with make_pool(mongo, cache, driver) as cp:
+            monkeypatch.setattr(adapter, "_ping", leaky_ping)
+            await cache.refresh()
+            await until(lambda: cp.status()["warmup_failures"] >= 1)
+            status = cp.status()
+    text = json.dumps(status) + repr(logs)
+    assert "AutoReconnect" in status["last_warmup_error"]["message"]
+    assert "db.example" in status["last_warmup_error"]["message"], "the useful part stays"
+    for secret in [uri_password, *source.secrets()]:
+        assert secret not in text
+
+
+async def test_wait_for_generation(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """wait_for_generation() returns at once for a serving number, else at the next swap."""
+    async with make_pool(mongo, cache, driver) as cp:
+        assert await cp.wait_for_generation(1) == 1
+        waiter = asyncio.create_task(cp.wait_for_generation(2))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        await cache.refresh()
+        async with asyncio.timeout(15):
+            assert await waiter == 2
+        assert cp.status()["generation"] == 2 and cp.status()["rotations"] == 1
+
+
+async def test_wait_for_generation_ends_when_the_pool_closes(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A wait_for_generation() in progress raises PoolClosedError when the pool closes."""
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    waiter = asyncio.create_task(cp.wait_for_generation(5))
+    await asyncio.sleep(0)
+    await cp.aclose()
+    async with asyncio.timeout(15):
+        with pytest.raises(PoolClosedError, match="closed before generation 5"):
+            await waiter
+    with pytest.raises(PoolClosedError):
+        await cp.wait_for_generation(1)
