@@ -142,44 +142,39 @@ async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> s
 
 
 async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float]:
-    """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``."""
+    """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``.
+
+    Built and closed through the pool's driver adapter, so Motor's blocking
+    parts (construction, ``close()``'s endSessions) stay off the loop.
+    """
+    from ..drivers import get_driver
+
     ms = int(limit_s * 1000)
-    options = {**creds.client_options(), "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms}
-    if driver == "motor":
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        client: Any = AsyncIOMotorClient(uri, **options)
-    else:
-        from pymongo import AsyncMongoClient
-
-        client = AsyncMongoClient(uri, **options)
+    adapter = get_driver(driver)
+    handle = await adapter.build(
+        uri, creds, {"serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms}
+    )
     try:
         t0 = time.perf_counter()
-        await client.admin.command("ping")  # hello + saslStart + saslContinue + ping
+        await handle.client.admin.command("ping")  # hello + saslStart + saslContinue + ping
         t1 = time.perf_counter()
-        await client.admin.command("ping")  # on the now-authenticated connection
+        await handle.client.admin.command("ping")  # on the now-authenticated connection
         t2 = time.perf_counter()
     finally:
-        if driver == "motor":
-            # Motor's close() sends endSessions synchronously: keep it off the loop.
-            await asyncio.to_thread(client.close)
-        else:
-            await client.close()
+        await adapter.close(handle)
     return (t1 - t0) * 1000, (t2 - t1) * 1000
 
 
-async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str | None) -> Report:
-    from .._log import key_hint
+def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """Step 1: the source, chosen or detected; ``None`` after reporting a failure."""
     from ..sources import (
         ContainerSource,
         EnvironmentSource,
         InstanceMetadataSource,
         WebIdentitySource,
-        aclose_source,
         from_environment,
     )
 
-    report = Report()
     explicit: dict[str, Any] = {
         "env": EnvironmentSource,
         "ecs": ContainerSource,
@@ -196,33 +191,41 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
             why = f"--source {args.source}"
     except Exception as exc:  # every failure here is reported, not raised
         report.step("source", False, describe(exc), _explain_fetch(exc))
-        return report
+        return None
     report.step("source", True, f"{source.name} ({why})")
+    return source
+
+
+async def _fetch(report: Report, source: Any) -> Any:
+    """Step 2: one fetch, timed; ``None`` after reporting a failure. Closes ``source``."""
+    from .._log import key_hint
+    from ..sources import aclose_source
+
     try:
         t0 = time.perf_counter()
-        try:
-            creds = await source.fetch()
-        except Exception as exc:
-            report.step("fetch", False, describe(exc), _explain_fetch(exc))
-            return report
+        creds = await source.fetch()
         fetch_ms = (time.perf_counter() - t0) * 1000
-        left = creds.remaining()
-        expiry = (
-            "long-term key, no expiry"
-            if creds.expiration is None
-            else f"expires {creds.expiration:%Y-%m-%d %H:%M:%S}Z (in {left:.0f} s)"
-        )
-        report.step(
-            "fetch", True, f"{fetch_ms:.1f} ms, key {key_hint(creds.access_key_id)}, {expiry}"
-        )
+    except Exception as exc:
+        report.step("fetch", False, describe(exc), _explain_fetch(exc))
+        return None
     finally:
         await aclose_source(source)
+    left = creds.remaining()
+    expiry = (
+        "long-term key, no expiry"
+        if creds.expiration is None
+        else f"expires {creds.expiration:%Y-%m-%d %H:%M:%S}Z (in {left:.0f} s)"
+    )
+    report.step("fetch", True, f"{fetch_ms:.1f} ms, key {key_hint(creds.access_key_id)}, {expiry}")
+    return creds
 
-    role: str | None = None
+
+async def _whoami(
+    report: Report, creds: Any, environ: Mapping[str, str], limit_s: float
+) -> str | None:
+    """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning)."""
     try:
-        arn = await _identity(creds, environ, args.timeout)
-        role = iam_role_arn(arn)
-        report.step("identity", True, arn, f"Atlas database user to map: {role}")
+        arn = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
@@ -231,6 +234,19 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
             "Not fatal (Atlas calls STS itself), but the server will likely refuse the same\n"
             "credentials; a VPC without STS access also explains this.",
         )
+        return None
+    role = iam_role_arn(arn)
+    report.step("identity", True, arn, f"Atlas database user to map: {role}")
+    return role
+
+
+async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str | None) -> Report:
+    report = Report()
+    source = _detect(report, args, environ)
+    creds = None if source is None else await _fetch(report, source)
+    if creds is None:
+        return report
+    role = await _whoami(report, creds, environ, args.timeout)
     if not uri:
         report.step("connect", False, "no MongoDB URI", "Pass --uri or set MONGODB_URI.")
         return report

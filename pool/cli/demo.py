@@ -17,17 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._bench_setup import ENVIRONMENTS
 from ._bench_stats import summarize_ms
 from ._workload import HandshakeListener, TimedSource, Workload, patched_environ
-
-ENVIRONMENTS: dict[str, str] = {
-    "lambda": "AWS Lambda (env vars)",
-    "ecs": "Amazon ECS",
-    "ec2": "Amazon EC2 (IMDSv2)",
-    "eks_irsa": "EKS IRSA (web identity)",
-    "eks_pod_identity": "EKS Pod Identity",
-    "assume_role": "Role chaining (EC2 → AssumeRole)",
-}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
