@@ -25,10 +25,25 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ..errors import ConfigurationError
+from .iam import (
+    KEY_ALPHABET,
+    RETENTION,
+    SECRET_ALPHABET,
+    CallerIdentity,
+    IssuedCredentials,
+    RoleConfig,
+    WebToken,
+    aws_time,
+    b64url,
+    parse_role_arn,
+    rand_string,
+    role_arn_of,
+    stable_id,
+    utc_datetime,
+)
 from .sigv4 import (
     StsError,
     check_scope,
@@ -49,126 +64,6 @@ __all__ = [
     "parse_role_arn",
     "role_arn_of",
 ]
-
-_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # AWS key ids are base32-like
-_SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_RETENTION = 3600.0  # keep expired credentials this long so STS can say ExpiredToken
-
-
-def _rand(alphabet: str, n: int) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def aws_time(dt: datetime) -> str:
-    """``2024-01-02T03:04:05Z``: the timestamp form IMDS, ECS and STS use."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class IssuedCredentials:
-    """A credential set the authority minted. ``repr`` hides the secret and the token."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(repr=False)
-    expiration: datetime | None
-    arn: str
-    role_arn: str | None = None
-    session_name: str | None = None
-
-    def expired_at(self, epoch: float) -> bool:
-        """True when ``epoch`` (seconds) is at or past the expiration."""
-        return self.expiration is not None and epoch >= self.expiration.timestamp()
-
-    def container_json(self) -> dict[str, str]:
-        """The ECS / EKS Pod Identity agent's JSON document for these credentials."""
-        doc = {
-            "AccessKeyId": self.access_key_id,
-            "SecretAccessKey": self.secret_access_key,
-            "Token": self.session_token or "",
-            "Expiration": aws_time(self.expiration) if self.expiration else "",
-        }
-        if self.role_arn:
-            doc["RoleArn"] = self.role_arn
-        return doc
-
-    def imds_json(self, last_updated: datetime) -> dict[str, str]:
-        """The IMDS ``security-credentials/<role>`` document for these credentials."""
-        return {
-            "Code": "Success",
-            "LastUpdated": aws_time(last_updated),
-            "Type": "AWS-HMAC",
-            "AccessKeyId": self.access_key_id,
-            "SecretAccessKey": self.secret_access_key,
-            "Token": self.session_token or "",
-            "Expiration": aws_time(self.expiration) if self.expiration else "",
-        }
-
-
-@dataclass(frozen=True)
-class CallerIdentity:
-    """What ``GetCallerIdentity`` answers."""
-
-    arn: str
-    account: str
-    user_id: str
-
-
-@dataclass(frozen=True)
-class RoleConfig:
-    """Per-role trust settings; roles never configured are assumable by anyone."""
-
-    external_id: str | None = field(default=None, repr=False)
-    max_session_duration: float = 43200.0
-    trusted: bool = True
-
-
-@dataclass(frozen=True)
-class _WebToken:
-    subject: str
-    audience: str
-    expires: float
-
-
-def role_arn_of(assumed_role_arn: str) -> str:
-    """``arn:aws:sts::A:assumed-role/R/S`` -> ``arn:aws:iam::A:role/R``; other ARNs unchanged."""
-    parts = assumed_role_arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-        pieces = parts[5].split("/")
-        if len(pieces) >= 3:
-            return f"arn:{parts[1]}:iam::{parts[4]}:role/{pieces[1]}"
-    return assumed_role_arn
-
-
-def parse_role_arn(role_arn: str) -> tuple[str, str]:
-    """(account, role name) of ``arn:aws:iam::<acct>:role/[path/]<name>``."""
-    parts = role_arn.split(":", 5)
-    if (
-        len(parts) != 6
-        or parts[0] != "arn"
-        or parts[2] != "iam"
-        or not (parts[4].isdigit() and len(parts[4]) == 12)
-        or not parts[5].startswith("role/")
-        or not parts[5].rsplit("/", 1)[-1]
-    ):
-        raise ConfigurationError(
-            f"{role_arn[:200]!r} is not a role ARN; "
-            "expected arn:aws:iam::<12-digit account>:role/<name>"
-        )
-    return parts[4], parts[5].rsplit("/", 1)[-1]
-
-
-def _stable_id(prefix: str, seed: str) -> str:
-    digest = hashlib.sha256(seed.encode()).digest()
-    return prefix + "".join(_KEY_ALPHABET[b % 32] for b in digest[:17])
 
 
 class RoleVendor:
@@ -211,7 +106,7 @@ class RoleVendor:
             if cur is None or cur.expired_at(now + self.refresh_margin):
                 cur = self.authority.mint(self.role_arn, self.session_name, self.lifetime)
                 self._current = cur
-                self.last_updated = _utc(now)
+                self.last_updated = utc_datetime(now)
                 self.minted += 1
             return cur
 
@@ -238,7 +133,7 @@ class CredentialAuthority:
         self.minted = 0
         self._lock = threading.Lock()
         self._creds: dict[str, IssuedCredentials] = {}
-        self._tokens: dict[bytes, _WebToken] = {}
+        self._tokens: dict[bytes, WebToken] = {}
         self._roles: dict[str, RoleConfig] = {}
 
     @property
@@ -247,7 +142,7 @@ class CredentialAuthority:
 
     def now(self) -> datetime:
         """The authority's current time, aware UTC."""
-        return _utc(self.clock())
+        return utc_datetime(self.clock())
 
     # -- credentials -------------------------------------------------------
 
@@ -269,11 +164,11 @@ class CredentialAuthority:
             raise ConfigurationError(f"lifetime must be positive seconds, got {life}")
         now = self.clock()
         creds = IssuedCredentials(
-            access_key_id="ASIA" + _rand(_KEY_ALPHABET, 16),
-            secret_access_key=_rand(_SECRET_ALPHABET, 40),
+            access_key_id="ASIA" + rand_string(KEY_ALPHABET, 16),
+            secret_access_key=rand_string(SECRET_ALPHABET, 40),
             # Real session tokens are long base64 blobs starting like this one.
             session_token="IQoJb3JpZ2luX2VjE" + base64.b64encode(secrets.token_bytes(330)).decode(),
-            expiration=_utc(math.ceil(now + life)),
+            expiration=utc_datetime(math.ceil(now + life)),
             arn=f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}",
             role_arn=role,
             session_name=session_name,
@@ -287,8 +182,8 @@ class CredentialAuthority:
     def add_long_term_key(self, user_name: str = "standin-user") -> IssuedCredentials:
         """A long-term IAM user key (``AKIA…``): no session token, never expires."""
         creds = IssuedCredentials(
-            access_key_id="AKIA" + _rand(_KEY_ALPHABET, 16),
-            secret_access_key=_rand(_SECRET_ALPHABET, 40),
+            access_key_id="AKIA" + rand_string(KEY_ALPHABET, 16),
+            secret_access_key=rand_string(SECRET_ALPHABET, 40),
             session_token=None,
             expiration=None,
             arn=f"arn:aws:iam::{self.account_id}:user/{user_name}",
@@ -308,7 +203,7 @@ class CredentialAuthority:
 
     def _prune(self, now: float) -> None:
         # Caller holds the lock. Keeps memory bounded under fast rotation.
-        stale = [k for k, c in self._creds.items() if c.expired_at(now - _RETENTION)]
+        stale = [k for k, c in self._creds.items() if c.expired_at(now - RETENTION)]
         for k in stale:
             del self._creds[k]
 
@@ -369,13 +264,13 @@ class CredentialAuthority:
         }
         token = ".".join(
             [
-                _b64url(json.dumps(header, separators=(",", ":")).encode()),
-                _b64url(json.dumps(claims, separators=(",", ":")).encode()),
-                _b64url(secrets.token_bytes(64)),
+                b64url(json.dumps(header, separators=(",", ":")).encode()),
+                b64url(json.dumps(claims, separators=(",", ":")).encode()),
+                b64url(secrets.token_bytes(64)),
             ]
         )
         with self._lock:
-            self._tokens[hashlib.sha256(token.encode()).digest()] = _WebToken(
+            self._tokens[hashlib.sha256(token.encode()).digest()] = WebToken(
                 subject, audience, now + lifetime
             )
         return token
@@ -459,9 +354,9 @@ class CredentialAuthority:
         """``GetCallerIdentity``'s answer for ``creds`` (role id stable per role)."""
         account = creds.arn.split(":")[4]
         if creds.role_arn is not None:
-            user_id = f"{_stable_id('AROA', creds.role_arn)}:{creds.session_name}"
+            user_id = f"{stable_id('AROA', creds.role_arn)}:{creds.session_name}"
         else:
-            user_id = _stable_id("AIDA", creds.arn)
+            user_id = stable_id("AIDA", creds.arn)
         return CallerIdentity(arn=creds.arn, account=account, user_id=user_id)
 
 
