@@ -11,12 +11,12 @@ fetches of each are warm-up (imports, first connections) and not recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..sources import aclose_source
 from ._bench_setup import BenchSetup
-from ._bench_stats import Recorder, ms_recorder
+from ._bench_stats import Recorder, Ticker, ms_recorder
 from ._workload import patched_environ
 
 __all__ = ["FetchResult", "bench_fetch"]
@@ -26,37 +26,49 @@ WARMUP = 2
 
 @dataclass
 class FetchResult:
-    """Fetch latencies in ms; ``aiobotocore`` is None where it has no equivalent (Lambda)."""
+    """Fetch latencies and per-fetch loop stalls in ms; ``aiobotocore*`` is None where it
+    has no equivalent (Lambda)."""
 
     pool: Recorder = field(default_factory=ms_recorder)
     aiobotocore: Recorder | None = field(default_factory=ms_recorder)
+    pool_stall: Recorder = field(default_factory=ms_recorder)
+    aiobotocore_stall: Recorder | None = field(default_factory=ms_recorder)
+
+
+async def _timed(ticker: Ticker, fetch: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """(fetch ms, longest loop gap ms during it)."""
+    await ticker.start_window()
+    t0 = time.perf_counter()
+    await fetch()
+    elapsed = (time.perf_counter() - t0) * 1000
+    return elapsed, await ticker.end_window()
 
 
 async def bench_fetch(
-    env: str, setup: BenchSetup, samples: int, advance: Callable[[], None]
+    env: str, setup: BenchSetup, samples: int, ticker: Ticker, advance: Callable[[], None]
 ) -> FetchResult:
-    """Time ``samples`` fetches of each contender in ``env``; ``advance()`` after each pair."""
+    """Time ``samples`` fetches of each contender in ``env``, and the longest loop stall
+    during each (``ticker``); ``advance()`` after each pair."""
     result = FetchResult()
     with patched_environ(setup.variables(env)):
         ours = setup.our_source(env)
         try:
             theirs = await setup.aiobotocore_refresh(env)
             if theirs is None:
-                result.aiobotocore = None
+                result.aiobotocore = result.aiobotocore_stall = None
             for i in range(WARMUP + samples):
-                t0 = time.perf_counter()
-                await ours.fetch()
-                ours_ms = (time.perf_counter() - t0) * 1000
-                theirs_ms = None
+                ours_ms, ours_stall = await _timed(ticker, ours.fetch)
+                theirs_ms = theirs_stall = None
                 if theirs is not None:
-                    t0 = time.perf_counter()
-                    await theirs()
-                    theirs_ms = (time.perf_counter() - t0) * 1000
+                    theirs_ms, theirs_stall = await _timed(ticker, theirs)
                 if i < WARMUP:
                     continue
                 result.pool.record(ours_ms)
-                if result.aiobotocore is not None and theirs_ms is not None:
+                result.pool_stall.record(ours_stall)
+                if theirs_ms is not None and theirs_stall is not None:
+                    assert result.aiobotocore is not None and result.aiobotocore_stall is not None
                     result.aiobotocore.record(theirs_ms)
+                    result.aiobotocore_stall.record(theirs_stall)
                 advance()
         finally:
             await aclose_source(ours)

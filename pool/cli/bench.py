@@ -122,7 +122,8 @@ async def _environment(
     label = ENVIRONMENTS[env]
     advance, done = progress.phase(f"{label}: credential fetch", samples)
     try:
-        result.fetch = await bench_fetch(env, setup, samples, advance)
+        async with Ticker() as ticker:
+            result.fetch = await bench_fetch(env, setup, samples, ticker, advance)
         r = ratio(result.fetch.aiobotocore.summary() if result.fetch.aiobotocore else None,
                   result.fetch.pool.summary(), "p50")  # fmt: skip
         done("" if r is None else f"{r:.1f}× vs aiobotocore (p50)")
