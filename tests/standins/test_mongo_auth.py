@@ -185,6 +185,20 @@ async def test_reject_auth_fails_until_lifted(
     assert mongo_server.stats.auth_failures["rejected"] >= 1
 
 
+async def test_reject_auth_can_spare_listed_keys(
+    mongo_server: MongoStandIn, mongo_authority: CredentialAuthority
+) -> None:
+    """reject_auth(True, except_keys=...) refuses only other credentials, as for a new role."""
+    old, new = mongo_authority.mint(), mongo_authority.mint()
+    mongo_server.reject_auth(True, except_keys={old.access_key_id})
+    assert await _with_async(mongo_server, aws_options(old)) == {"k": 1}
+    with pytest.raises(OperationFailure) as info:
+        await _with_async(mongo_server, aws_options(new))
+    assert info.value.code == 18
+    mongo_server.reject_auth(False)
+    assert await _with_async(mongo_server, aws_options(new)) == {"k": 1}
+
+
 async def test_logs_carry_the_reason_but_never_a_secret(
     mongo_server: MongoStandIn, mongo_authority: CredentialAuthority
 ) -> None:

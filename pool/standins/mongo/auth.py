@@ -69,11 +69,12 @@ class AuthFailure(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who authenticated: database user, caller ARN and a key hint (``ASIA…WXYZ``)."""
+    """Who authenticated: database user, caller ARN, access key id and its hint (``ASIA…WXYZ``)."""
 
     user: str
     arn: str
     key_hint: str
+    access_key_id: str
 
 
 def validate_sts_host(host: str) -> str:
@@ -137,7 +138,8 @@ class AwsConversation:
         if nonce is None:
             raise AuthFailure("no_conversation", "saslContinue without a started conversation")
         headers = self._rebuild(nonce, _decode_payload(payload))
-        hint = key_hint(_match(_CREDENTIAL, headers["Authorization"]))
+        key_id = _match(_CREDENTIAL, headers["Authorization"])
+        hint = key_hint(key_id)
         self.sts_called = True
         try:
             creds = authority.verify_request(
@@ -149,7 +151,7 @@ class AwsConversation:
         user = users.get(role) or users.get(creds.arn)
         if user is None:
             raise AuthFailure("unmapped_role", f"{role} (key {hint}) maps to no database user")
-        return Principal(user=user, arn=creds.arn, key_hint=hint)
+        return Principal(user=user, arn=creds.arn, key_hint=hint, access_key_id=creds.access_key_id)
 
     def _rebuild(self, nonce: bytes, doc: Mapping[str, Any]) -> dict[str, str]:
         """The request STS must see, from the server's own state plus ``a``/``d``/``t``."""

@@ -125,6 +125,7 @@ class Dispatcher:
         self.stats = stats
         self.require_auth = require_auth
         self.reject_auth = False
+        self.reject_except: frozenset[str] = frozenset()
         self._admin: dict[str, Callable[[ConnectionState, Request], dict[str, Any]]] = {
             "hello": self._hello,
             "isMaster": self._hello,
@@ -244,7 +245,7 @@ class Dispatcher:
         conversation, conn.conversation = conn.conversation, None
         if conversation is None or request.body.get("conversationId") != 1:
             return self._auth_failed(conn, "no_conversation", "saslContinue out of sequence")
-        if self.reject_auth:
+        if self.reject_auth and not self.reject_except:
             return self._auth_failed(conn, "rejected", "reject_auth is set")
         try:
             principal = conversation.finish(request.body.get("payload"), self.authority, self.users)
@@ -252,6 +253,8 @@ class Dispatcher:
             return self._auth_failed(conn, exc.reason, exc.detail)
         finally:
             self.stats.sts_calls += conversation.sts_called
+        if self.reject_auth and principal.access_key_id not in self.reject_except:
+            return self._auth_failed(conn, "rejected", f"reject_auth is set ({principal.key_hint})")
         conn.user = principal.user
         self.stats.auth_successes += 1
         log.info(

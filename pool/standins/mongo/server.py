@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -175,8 +175,14 @@ class MongoStandIn:
     def open_cursors(self) -> int:
         return len(self._storage.cursors)
 
-    def reject_auth(self, reject: bool = True) -> None:
-        """While set, every ``saslContinue`` fails with code 18 (reason ``rejected``)."""
+    def reject_auth(self, reject: bool = True, *, except_keys: Iterable[str] = ()) -> None:
+        """While set, ``saslContinue`` fails with code 18 (reason ``rejected``).
+
+        With ``except_keys``, the listed access key ids still authenticate: the
+        server refuses only *other* credentials (new ones, say), as when a
+        rotated role is not mapped yet.
+        """
+        self._dispatcher.reject_except = frozenset(except_keys) if reject else frozenset()
         self._dispatcher.reject_auth = reject
 
     def drop_connections(self) -> int:
