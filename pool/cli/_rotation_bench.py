@@ -235,9 +235,7 @@ async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, re
         async def rotate() -> None:
             before = cp.status()["generation"]
             await cache.refresh()
-            # Polls the public status, as a user could; the pool has no public "rotated" event.
-            while cp.status()["generation"] == before:  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
+            await cp.wait_for_generation(before + 1)
 
         return await _drive(run, rotate, driver, settings, rec)
 
