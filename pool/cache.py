@@ -30,7 +30,6 @@ import random
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Self
 
 import anyio
@@ -41,6 +40,7 @@ from ._cache_task import RefreshTask
 from ._fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscription
 from ._log import get_logger, key_hint
 from ._refresh import Policy, RefreshState, source_name
+from ._resource import AsyncResource
 from .credentials import Credentials
 from .errors import (
     ConfigurationError,
@@ -54,7 +54,7 @@ __all__ = ["CredentialCache", "Subscription"]
 _log = get_logger("pool.cache")
 
 
-class CredentialCache:
+class CredentialCache(AsyncResource):
     """Keeps one source's credentials fresh; an async context manager owning one task.
 
     ``advisory_window``/``mandatory_window`` (seconds before expiry) default to
@@ -117,14 +117,6 @@ class CredentialCache:
         self._check_open()
         self._runner.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the task, wake every waiter with :class:`PoolClosedError`, end subscriptions.

@@ -25,11 +25,11 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._log import get_logger, key_hint
 from ._options import check_settings
+from ._resource import AsyncResource
 from ._retry import auth_error, retry_worthy
 from ._rotation import Gen, Rotator
 from .cache import CredentialCache
@@ -50,7 +50,7 @@ _log = get_logger("pool.client_pool")
 DEFAULT_WARM_CONNECTIONS = 4
 
 
-class ClientPool(Generic[ClientT]):
+class ClientPool(AsyncResource, Generic[ClientT]):
     """Hands out the current driver client; rotates it when the credentials rotate.
 
     ``credentials`` is a :class:`pool.CredentialCache` (which must stay open
@@ -151,18 +151,6 @@ class ClientPool(Generic[ClientT]):
         self._retries = 0
 
     # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Fetch credentials, build and warm the first client, start the background tasks.

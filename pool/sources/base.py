@@ -21,11 +21,11 @@ import time
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .._log import get_logger, key_hint
 from .._redact import redact
+from .._resource import AsyncResource
 from ..credentials import Credentials
 from ..errors import CredentialError, CredentialFetchError, PoolClosedError
 
@@ -59,7 +59,7 @@ async def aclose_source(source: object) -> None:
         await closer()
 
 
-class SourceBase:
+class SourceBase(AsyncResource):
     """Shared behaviour of the built-in sources.
 
     Subclasses implement :meth:`_fetch` and, when they hold resources,
@@ -126,17 +126,6 @@ class SourceBase:
             return
         self._closed = True
         await self._aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # __init__ may have failed half-way: then there is nothing to warn about.

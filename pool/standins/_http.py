@@ -18,12 +18,12 @@ import asyncio
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Self
 
 from aiohttp import web
 
 from .._log import get_logger
+from .._resource import AsyncResource
 from .faults import Fault, FaultInjector
 
 __all__ = ["MAX_BODY", "HttpStandIn"]
@@ -38,7 +38,7 @@ class _Dropped(Exception):
     """Raised after a fault closed the connection, so no response is written."""
 
 
-class HttpStandIn:
+class HttpStandIn(AsyncResource):
     """An aiohttp server on loopback with fault injection and per-operation counters.
 
     Async context manager; ``aclose()`` is idempotent and releases hung
@@ -120,14 +120,6 @@ class HttpStandIn:
         if self._runner is None:
             await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         if self._runner is not None and not self._closed:

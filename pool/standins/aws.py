@@ -21,11 +21,11 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio.to_thread
 
+from .._resource import AsyncResource
 from .authority import CredentialAuthority, RoleVendor, aws_time
 from .container import ContainerStandIn
 from .faults import FaultInjector
@@ -46,7 +46,7 @@ def _write_secret(path: Path, text: str) -> None:
         fh.write(text)
 
 
-class AwsStandIns:
+class AwsStandIns(AsyncResource):
     """STS, IMDS, ECS and EKS Pod Identity stand-ins sharing one authority.
 
     ``lifetime`` is the lifetime of credentials the endpoints mint (default:
@@ -137,18 +137,6 @@ class AwsStandIns:
             await server.aclose()
         if self._dir is not None:
             await anyio.to_thread.run_sync(shutil.rmtree, self._dir, True)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- tokens ----------------------------------------------------------------
 

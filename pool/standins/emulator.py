@@ -11,9 +11,9 @@ tests start.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from .._resource import AsyncResource
 from .authority import CredentialAuthority, aws_time
 from .aws import ENVIRONMENTS, AwsStandIns
 from .faults import FaultInjector
@@ -26,7 +26,7 @@ __all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "Emulator"]
 CHAINED_ROLE_ARN = "arn:aws:iam::123456789012:role/standin-chained"
 
 
-class Emulator:
+class Emulator(AsyncResource):
     """The AWS endpoints and the MongoDB server on loopback, one authority behind both.
 
     ``lifetime`` is the lifetime in seconds of every credential set the
@@ -91,18 +91,6 @@ class Emulator:
         self._closed = True
         await self.mongo.aclose()
         await self.aws.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def mongodb_uri(self) -> str:

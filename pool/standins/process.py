@@ -16,13 +16,14 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from .._resource import AsyncResource
 
 __all__ = ["EmulatorProcess"]
 
 
-class EmulatorProcess:
+class EmulatorProcess(AsyncResource):
     """``python -m pool emulate`` as a child process; async context manager.
 
     ``faults`` are spec strings (see :mod:`pool.standins.faults`).
@@ -97,18 +98,6 @@ class EmulatorProcess:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def mongodb_uri(self) -> str:

@@ -18,12 +18,12 @@ import asyncio
 import itertools
 import warnings
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 import mongomock
 
 from ..._log import get_logger
+from ..._resource import AsyncResource
 from ...errors import ConfigurationError, PoolClosedError
 from ..authority import CredentialAuthority
 from ..faults import FaultInjector
@@ -39,7 +39,7 @@ __all__ = ["MongoStandIn"]
 log = get_logger("pool.standins.mongo")
 
 
-class MongoStandIn:
+class MongoStandIn(AsyncResource):
     """An Atlas-like MongoDB server on loopback with MONGODB-AWS authentication.
 
     ``users`` maps IAM role ARNs (``arn:aws:iam::<acct>:role/<name>``; IAM user
@@ -98,14 +98,6 @@ class MongoStandIn:
         if self._server is None:
             await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0: any free port); return :attr:`uri`."""
