@@ -32,3 +32,25 @@ def test_import_does_not_load_aws_sdks() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"import pool loaded: {out}"
+
+
+def test_cli_starts_without_the_optional_extras() -> None:
+    """``python -m pool --help`` and ``check --help`` need none of the bench/stand-in extras."""
+    code = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('hdrh', 'rich', 'matplotlib', 'mongomock'):
+            raise ImportError(f'blocked: {name}')
+        return None
+sys.meta_path.insert(0, Block())
+from pool.cli import main
+for argv in (['--help'], ['check', '--help'], ['demo', '--help']):
+    try:
+        main(argv)
+    except SystemExit as exc:
+        assert exc.code == 0, (argv, exc.code)
+print('ok')
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._bench_setup import ENVIRONMENTS
-from ._bench_stats import summarize_ms
 from ._workload import HandshakeListener, TimedSource, Workload, patched_environ
 
 
@@ -92,6 +91,7 @@ def _source_for(env: str, emulator: Any) -> Any:
 
 async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: float) -> None:
     from ..client_pool import ClientPool
+    from ._bench_stats import summarize_ms
 
     row.state, row.started = "running", time.monotonic()
     listener = HandshakeListener()
