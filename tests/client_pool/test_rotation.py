@@ -95,27 +95,28 @@ async def test_rotation_under_load(
 async def test_cache_timer_rotates_under_load(
     driver: str, authority: CredentialAuthority, threaded_mongo: MongoStandIn
 ) -> None:
-    """With credentials of 10 s and no forced refresh, the cache's own timer rotates the pool
-    twice under 200 workers: no failure, no lost write.
+    """With no forced refresh, the cache's own timer rotates the pool under 200 workers
+    before the old credentials expire: no failure (and no retry), no lost write.
 
-    10 s, not 6: the cache scales its advisory window to a third of such toy lifetimes, and
-    with 6 s the refresh (at most 2 s before expiry) raced a warm-up that takes 1-3 s when
-    200 workers share this process's GIL with the in-thread server (one CI failure).
+    Credentials live 15 s: the cache scales its advisory window to a third of toy
+    lifetimes, and with 6 s or 10 s the refresh (2-3 s before expiry) raced a warm-up
+    that takes 1-3 s while 200 workers share this process's GIL with the in-thread
+    server (seen in CI). Real lifetimes (>= 900 s) get a 5-minute window.
     """
-    source = MintingSource(authority, lifetime=10.0)
+    source = MintingSource(authority, lifetime=15.0)
     threaded_mongo.command_delay = SERVER_DELAY
     async with (
         CredentialCache(source) as cache,
         make_pool(threaded_mongo, cache, driver, warm_connections=4) as cp,
     ):
         load = _Load(cp)
-        async with asyncio.timeout(45):  # 2 rotations take ~15 s; only a hang reaches this
-            while cp.status()["rotations"] < 2 and not load.failures:
-                await cp.wait_for_generation(cp.status()["generation"] + 1)
+        async with asyncio.timeout(45):  # the rotation comes ~10-12 s in; only a hang gets here
+            await cp.wait_for_generation(cp.status()["generation"] + 1)
+        await asyncio.sleep(1.0)  # traffic on the new client, the old one draining
         await load.stop()
         status = cp.status()
-    load.check(threaded_mongo, status, 2)
-    assert source.fetches >= 3, "each rotation followed a scheduled fetch"
+    load.check(threaded_mongo, status, 1)
+    assert source.fetches >= 2, "the rotation followed a scheduled fetch"
 
 
 async def test_cursor_survives_two_rotations(
