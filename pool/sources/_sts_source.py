@@ -108,23 +108,34 @@ class StsSourceBase(SourceBase):
     def _setup_sts(
         self,
         *,
+        role_arn: str,
+        role_var: str,
+        duration_seconds: int | None,
         session_name: str | None,
         region: str,
         endpoint_url: str | None,
         signed: bool,
-        settings: HttpSettings,
+        connect_timeout: float,
+        timeout: float,
+        attempts: int,
+        backoff: float,
     ) -> None:
-        """Check the session name (default ``mongodb-aws-pool-<unix time>``), make the client."""
+        """Check the role ARN, duration and session name (default
+        ``mongodb-aws-pool-<unix time>``); make the STS client."""
+        self.role_arn = check_role_arn(role_arn, source=self.name, var=role_var)
+        self.duration_seconds = check_duration(duration_seconds, source=self.name)
         self.session_name = check_session_name(
             session_name or f"mongodb-aws-pool-{int(time.time())}", source=self.name
         )
-        self._settings = settings
+        self._settings = HttpSettings(
+            connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
+        )
         self.sts = StsClient(
             source=self.name,
             region=region,
             endpoint_url=endpoint_url,
             signed=signed,
-            settings=settings,
+            settings=self._settings,
         )
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[Credentials]]) -> Credentials:

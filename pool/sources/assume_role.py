@@ -18,9 +18,8 @@ from typing import Any
 from .._redact import redact
 from ..credentials import Credentials
 from ..errors import CredentialFetchError
-from ._http import HttpSettings
 from ._sts import sts_location
-from ._sts_source import StsSourceBase, check_duration, check_role_arn, credentials_from_sts
+from ._sts_source import StsSourceBase, credentials_from_sts
 from .base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
@@ -65,17 +64,19 @@ class AssumeRoleSource(StsSourceBase):
         self.base = base
         self.owns_base = owns_base
         self.name = name
-        self.role_arn = check_role_arn(role_arn, source=name, var="role_arn")
         self.external_id = external_id
-        self.duration_seconds = check_duration(duration_seconds, source=name)
         self._setup_sts(
+            role_arn=role_arn,
+            role_var="role_arn",
+            duration_seconds=duration_seconds,
             session_name=session_name,
             region=region,
             endpoint_url=endpoint_url,
             signed=True,
-            settings=HttpSettings(
-                connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
-            ),
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            attempts=attempts,
+            backoff=backoff,
         )
 
     @classmethod

@@ -14,9 +14,8 @@ from typing import Any
 
 from ..credentials import Credentials
 from ..errors import ConfigurationError
-from ._http import HttpSettings
 from ._sts import sts_location
-from ._sts_source import StsSourceBase, check_duration, check_role_arn, credentials_from_sts
+from ._sts_source import StsSourceBase, credentials_from_sts
 from .base import read_token_file
 
 __all__ = ["WebIdentitySource"]
@@ -62,16 +61,18 @@ class WebIdentitySource(StsSourceBase):
         self.name = name or (
             "eks_irsa" if "eks.amazonaws.com" in self.token_file else "web_identity"
         )
-        self.role_arn = check_role_arn(role_arn, source=self.name, var=ROLE_ARN)
-        self.duration_seconds = check_duration(duration_seconds, source=self.name)
         self._setup_sts(
+            role_arn=role_arn,
+            role_var=ROLE_ARN,
+            duration_seconds=duration_seconds,
             session_name=session_name,
             region=region,
             endpoint_url=endpoint_url,
             signed=False,
-            settings=HttpSettings(
-                connect_timeout=connect_timeout, timeout=timeout, attempts=attempts, backoff=backoff
-            ),
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            attempts=attempts,
+            backoff=backoff,
         )
 
     @classmethod
