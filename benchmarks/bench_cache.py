@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The measuring pieces live in the package, shared with ``python -m pool bench``.
 from pool.cache import CredentialCache
-from pool.cli._bench_cache import (
+from pool.cli.bench.hot_path import (
     BATCH,
     BATCHES,
     TTL,

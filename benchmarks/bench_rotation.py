@@ -1,7 +1,7 @@
 """Rotation under load: warmed swap (``ClientPool``) against naive rotation, both drivers.
 
 A thin command-line wrapper: the measurement lives in
-:mod:`pool.cli._rotation_bench` (also used by ``python -m pool bench``).
+:mod:`pool.cli.bench.rotation` (also used by ``python -m pool bench``).
 Run: ``python benchmarks/bench_rotation.py [--seconds 12] [--workers 40] ...``.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import structlog
 
-from pool.cli._rotation_bench import DRIVERS, MODES, Settings, format_table, run_benchmark
+from pool.cli.bench.rotation import DRIVERS, MODES, Settings, format_table, run_benchmark
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,11 +4,11 @@ Importing this package imports neither boto3, botocore nor aiobotocore: the
 Lambda cold-start path (environment variables) must stay cheap.
 """
 
-from . import sources as sources
-from .cache import CredentialCache, Subscription
-from .client_pool import ClientPool
-from .credentials import Credentials
-from .errors import (
+from pool import sources as sources
+from pool.cache import CredentialCache, Subscription
+from pool.client_pool import ClientPool
+from pool.credentials import Credentials
+from pool.errors import (
     AuthenticationError,
     ConfigurationError,
     CredentialError,

@@ -1,6 +1,6 @@
 """``python -m pool``: see :mod:`pool.cli`."""
 
-from .cli import main
+from pool.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

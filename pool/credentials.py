@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._log import key_hint
-from .errors import ConfigurationError
+from pool._internal.log import key_hint
+from pool.errors import ConfigurationError
 
 __all__ = ["Credentials"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pool._redact import redact
-from pool.cli._bench_stats import Recorder
+from pool._internal.redact import redact
+from pool.cli.bench.stats import Recorder
 
 ENVS = ["lambda", "ecs", "ec2", "eks_irsa", "eks_pod_identity", "assume_role"]
 P_KEYS = {"p50", "p95", "p99", "max", "n"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pool._redact import describe, redact
+from pool._internal.redact import describe, redact
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6example"

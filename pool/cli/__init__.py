@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    from ._logging import configure
+    from pool.cli.log_setup import configure
 
     configure(args.verbose)
     module = importlib.import_module(f"pool.cli.{args.command}")

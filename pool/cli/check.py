@@ -71,19 +71,19 @@ class Report:
 
 
 def describe(exc: BaseException) -> str:
-    from .._redact import describe as _describe
+    from pool._internal.redact import describe as _describe
 
     return _describe(exc, limit=600)
 
 
 def redact(text: str) -> str:
-    from .._redact import redact as _redact
+    from pool._internal.redact import redact as _redact
 
     return _redact(text)
 
 
 def _explain_fetch(exc: BaseException) -> str:
-    from ..errors import ConfigurationError, CredentialFetchError, NoCredentialsFoundError
+    from pool.errors import ConfigurationError, CredentialFetchError, NoCredentialsFoundError
 
     if isinstance(exc, NoCredentialsFoundError):
         return "Run with an IAM role (ECS task role, EKS IRSA/Pod Identity, EC2 instance profile)."
@@ -123,7 +123,7 @@ async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> s
     import aioboto3
     from botocore.config import Config
 
-    from ..sources._sts import sts_location
+    from pool.sources._sts import sts_location
 
     region, endpoint = sts_location(environ)
     session = aioboto3.Session()
@@ -147,7 +147,7 @@ async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[f
     Built and closed through the pool's driver adapter, so Motor's blocking
     parts (construction, ``close()``'s endSessions) stay off the loop.
     """
-    from ..drivers import get_driver
+    from pool.client_pool.drivers import get_driver
 
     ms = int(limit_s * 1000)
     adapter = get_driver(driver)
@@ -167,7 +167,7 @@ async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[f
 
 def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     """Step 1: the source, chosen or detected; ``None`` after reporting a failure."""
-    from ..sources import (
+    from pool.sources import (
         ContainerSource,
         EnvironmentSource,
         InstanceMetadataSource,
@@ -198,8 +198,8 @@ def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]
 
 async def _fetch(report: Report, source: Any) -> Any:
     """Step 2: one fetch, timed; ``None`` after reporting a failure. Closes ``source``."""
-    from .._log import key_hint
-    from ..sources import aclose_source
+    from pool._internal.log import key_hint
+    from pool.sources import aclose_source
 
     try:
         t0 = time.perf_counter()
@@ -276,8 +276,8 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"Checking {args.source} credentials → {shown} [{args.driver}]")
         report = await _check(args, os.environ, uri)
     else:
-        from ..standins.emulator import Emulator
-        from ..standins.faults import FaultInjector
+        from pool.standins.emulator import Emulator
+        from pool.standins.faults import FaultInjector
 
         faults = FaultInjector()
         for spec in args.fault:

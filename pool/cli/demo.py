@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._bench_setup import ENVIRONMENTS
-from ._workload import HandshakeListener, TimedSource, Workload, patched_environ
+from pool.cli.bench.setup import ENVIRONMENTS
+from pool.cli.workload import HandshakeListener, TimedSource, Workload, patched_environ
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,7 +76,7 @@ class Row:
 
 def _source_for(env: str, emulator: Any) -> Any:
     """Build the source exactly as a service in ``env`` would: from its variables."""
-    from ..sources import AssumeRoleSource, from_environment
+    from pool.sources import AssumeRoleSource, from_environment
 
     if env != "assume_role":
         return from_environment()
@@ -90,8 +90,8 @@ def _source_for(env: str, emulator: Any) -> Any:
 
 
 async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: float) -> None:
-    from ..client_pool import ClientPool
-    from ._bench_stats import summarize_ms
+    from pool.cli.bench.stats import summarize_ms
+    from pool.client_pool import ClientPool
 
     row.state, row.started = "running", time.monotonic()
     listener = HandshakeListener()
@@ -189,7 +189,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from ..standins.process import EmulatorProcess
+    from pool.standins.process import EmulatorProcess
 
     envs = args.only or list(ENVIRONMENTS)
     rows = [Row(env) for env in envs]

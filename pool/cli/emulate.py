@@ -80,8 +80,8 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from ..standins.emulator import Emulator
-    from ..standins.faults import FaultInjector
+    from pool.standins.emulator import Emulator
+    from pool.standins.faults import FaultInjector
 
     faults = FaultInjector()
     for spec in args.fault:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --lifetime must be a positive number of seconds", file=sys.stderr)
         return 2
     try:
-        from ..standins.faults import parse_fault
+        from pool.standins.faults import parse_fault
 
         for spec in args.fault:
             parse_fault(spec)

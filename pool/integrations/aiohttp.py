@@ -25,7 +25,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..client_pool import ClientPool
+from pool.client_pool import ClientPool
 
 if TYPE_CHECKING:
     from aiohttp import web

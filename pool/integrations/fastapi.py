@@ -29,7 +29,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..client_pool import ClientPool
+from pool.client_pool import ClientPool
 
 __all__ = ["STATE_KEY", "leased_database", "lifespan", "pool_status"]
 

@@ -12,14 +12,14 @@ event loop), so the Lambda path (:class:`EnvironmentSource`) stays cheap.
 
 from __future__ import annotations
 
-from .assume_role import AssumeRoleSource
-from .base import CredentialSource, SourceBase, aclose_source
-from .container import ContainerSource
-from .detect import from_environment
-from .environment import EnvironmentSource
-from .instance_metadata import InstanceMetadataSource
-from .static import StaticSource
-from .web_identity import WebIdentitySource
+from pool.sources.assume_role import AssumeRoleSource
+from pool.sources.base import CredentialSource, SourceBase, aclose_source
+from pool.sources.container import ContainerSource
+from pool.sources.detect import from_environment
+from pool.sources.environment import EnvironmentSource
+from pool.sources.instance_metadata import InstanceMetadataSource
+from pool.sources.static import StaticSource
+from pool.sources.web_identity import WebIdentitySource
 
 __all__ = [
     "AssumeRoleSource",

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._log import get_logger
-from .._redact import describe
-from .._windows import backoff_delay
-from ..errors import ConfigurationError, CredentialFetchError, PoolClosedError
+from pool._internal.backoff import backoff_delay
+from pool._internal.log import get_logger
+from pool._internal.redact import describe
+from pool.errors import ConfigurationError, CredentialFetchError, PoolClosedError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -81,7 +81,7 @@ class HttpSettings:
     ``timeout`` bounds one attempt (connect, send, headers and body);
     ``attempts`` is the total number of tries for a retryable failure;
     the pause before retry *n* (1-based) is uniform in ``[b/2, b]`` with
-    ``b = backoff * 2**(n-1)`` (:func:`pool._windows.backoff_delay`, equal jitter).
+    ``b = backoff * 2**(n-1)`` (:func:`pool._internal.backoff.backoff_delay`, equal jitter).
     """
 
     connect_timeout: float = 1.0

@@ -36,10 +36,10 @@ from typing import Any
 
 import anyio
 
-from .._redact import describe, redact
-from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError, InvariantError, PoolClosedError
-from ._http import HttpSettings, describe_url
+from pool._internal.redact import describe, redact
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialFetchError, InvariantError, PoolClosedError
+from pool.sources._http import HttpSettings, describe_url
 
 __all__ = ["StsClient", "sts_location"]
 

@@ -12,11 +12,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError
-from ._http import HttpSettings, with_retries
-from ._sts import StsClient
-from .base import SourceBase, ensure_not_expired, parse_expiration
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialFetchError
+from pool.sources._http import HttpSettings, with_retries
+from pool.sources._sts import StsClient
+from pool.sources.base import SourceBase, ensure_not_expired, parse_expiration
 
 __all__ = [
     "StsSourceBase",

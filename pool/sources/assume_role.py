@@ -15,12 +15,12 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from .._redact import redact
-from ..credentials import Credentials
-from ..errors import CredentialFetchError
-from ._sts import sts_location
-from ._sts_source import StsSourceBase, credentials_from_sts
-from .base import CredentialSource, aclose_source
+from pool._internal.redact import redact
+from pool.credentials import Credentials
+from pool.errors import CredentialFetchError
+from pool.sources._sts import sts_location
+from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources.base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
 
@@ -94,7 +94,7 @@ class AssumeRoleSource(StsSourceBase):
         ``AWS_ENDPOINT_URL_STS``/``AWS_ENDPOINT_URL``; ``options`` are
         constructor keywords and win.
         """
-        from .detect import from_environment
+        from pool.sources.detect import from_environment
 
         env = os.environ if environ is None else environ
         region, endpoint_url = sts_location(env)

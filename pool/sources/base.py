@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from .._log import get_logger, key_hint
-from .._redact import redact
-from .._resource import AsyncResource
-from ..credentials import Credentials
-from ..errors import CredentialError, CredentialFetchError, PoolClosedError
+from pool._internal.log import get_logger, key_hint
+from pool._internal.redact import redact
+from pool._internal.resource import AsyncResource
+from pool.credentials import Credentials
+from pool.errors import CredentialError, CredentialFetchError, PoolClosedError
 
 __all__ = ["CredentialSource", "SourceBase", "aclose_source"]
 

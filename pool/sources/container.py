@@ -21,11 +21,18 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError
-from ._http import HttpClient, HttpResponse, HttpSettings, StatusHints, describe_url, status_error
-from ._http import with_retries as _with_retries
-from .base import SourceBase, credentials_from_document, read_token_file, safe_code
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialFetchError
+from pool.sources._http import (
+    HttpClient,
+    HttpResponse,
+    HttpSettings,
+    StatusHints,
+    describe_url,
+    status_error,
+)
+from pool.sources._http import with_retries as _with_retries
+from pool.sources.base import SourceBase, credentials_from_document, read_token_file, safe_code
 
 __all__ = ["ContainerSource"]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from .._log import get_logger
-from ..errors import NoCredentialsFoundError
-from .base import SourceBase
-from .container import FULL_URI, RELATIVE_URI, ContainerSource
-from .environment import ACCESS_KEY, EnvironmentSource
-from .instance_metadata import DISABLED_VAR, InstanceMetadataSource, metadata_disabled
-from .web_identity import TOKEN_FILE, WebIdentitySource
+from pool._internal.log import get_logger
+from pool.errors import NoCredentialsFoundError
+from pool.sources.base import SourceBase
+from pool.sources.container import FULL_URI, RELATIVE_URI, ContainerSource
+from pool.sources.environment import ACCESS_KEY, EnvironmentSource
+from pool.sources.instance_metadata import DISABLED_VAR, InstanceMetadataSource, metadata_disabled
+from pool.sources.web_identity import TOKEN_FILE, WebIdentitySource
 
 __all__ = ["from_environment"]
 

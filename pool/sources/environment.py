@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError
-from .base import SourceBase, ensure_not_expired, parse_expiration
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialFetchError
+from pool.sources.base import SourceBase, ensure_not_expired, parse_expiration
 
 __all__ = ["EnvironmentProblem", "EnvironmentSource", "credentials_from_environ"]
 

@@ -22,11 +22,18 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError, CredentialFetchError
-from ._http import HttpClient, HttpResponse, HttpSettings, StatusHints, describe_url, status_error
-from ._http import with_retries as _with_retries
-from .base import SourceBase, credentials_from_document, safe_code
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialFetchError
+from pool.sources._http import (
+    HttpClient,
+    HttpResponse,
+    HttpSettings,
+    StatusHints,
+    describe_url,
+    status_error,
+)
+from pool.sources._http import with_retries as _with_retries
+from pool.sources.base import SourceBase, credentials_from_document, safe_code
 
 __all__ = ["InstanceMetadataSource"]
 

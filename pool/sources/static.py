@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError
-from .base import SourceBase, ensure_not_expired
-from .environment import EnvironmentProblem, credentials_from_environ
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError
+from pool.sources.base import SourceBase, ensure_not_expired
+from pool.sources.environment import EnvironmentProblem, credentials_from_environ
 
 __all__ = ["StaticSource"]
 

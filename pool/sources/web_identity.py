@@ -12,11 +12,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..credentials import Credentials
-from ..errors import ConfigurationError
-from ._sts import sts_location
-from ._sts_source import StsSourceBase, credentials_from_sts
-from .base import read_token_file
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError
+from pool.sources._sts import sts_location
+from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources.base import read_token_file
 
 __all__ = ["WebIdentitySource"]
 

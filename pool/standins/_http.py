@@ -22,9 +22,9 @@ from typing import Self
 
 from aiohttp import web
 
-from .._log import get_logger
-from .._resource import AsyncResource
-from .faults import Fault, FaultInjector
+from pool._internal.log import get_logger
+from pool._internal.resource import AsyncResource
+from pool.standins.faults import Fault, FaultInjector
 
 __all__ = ["MAX_BODY", "HttpStandIn"]
 

@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from ..errors import ConfigurationError
-from .iam import (
+from pool.errors import ConfigurationError
+from pool.standins.iam import (
     KEY_ALPHABET,
     RETENTION,
     SECRET_ALPHABET,
@@ -44,7 +44,7 @@ from .iam import (
     stable_id,
     utc_datetime,
 )
-from .sigv4 import (
+from pool.standins.sigv4 import (
     StsError,
     check_scope,
     compute_signature,

@@ -25,12 +25,12 @@ from typing import Any
 
 import anyio.to_thread
 
-from .._resource import AsyncResource
-from .authority import CredentialAuthority, RoleVendor, aws_time
-from .container import ContainerStandIn
-from .faults import FaultInjector
-from .imds import ImdsStandIn
-from .sts import StsStandIn
+from pool._internal.resource import AsyncResource
+from pool.standins.authority import CredentialAuthority, RoleVendor, aws_time
+from pool.standins.container import ContainerStandIn
+from pool.standins.faults import FaultInjector
+from pool.standins.imds import ImdsStandIn
+from pool.standins.sts import StsStandIn
 
 __all__ = ["ENVIRONMENTS", "AwsStandIns"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._resource import AsyncResource
-from .authority import CredentialAuthority, aws_time
-from .aws import ENVIRONMENTS, AwsStandIns
-from .faults import FaultInjector
-from .mongo.server import MongoStandIn
+from pool._internal.resource import AsyncResource
+from pool.standins.authority import CredentialAuthority, aws_time
+from pool.standins.aws import ENVIRONMENTS, AwsStandIns
+from pool.standins.faults import FaultInjector
+from pool.standins.mongo.server import MongoStandIn
 
 __all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "Emulator"]
 

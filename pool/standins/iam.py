@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..errors import ConfigurationError
+from pool.errors import ConfigurationError
 
 __all__ = [
     "CallerIdentity",

@@ -22,10 +22,10 @@ import secrets
 
 from aiohttp import web
 
-from .._log import get_logger, key_hint
-from ._http import HttpStandIn
-from .authority import CredentialAuthority, RoleVendor, parse_role_arn
-from .faults import FaultInjector
+from pool._internal.log import get_logger, key_hint
+from pool.standins._http import HttpStandIn
+from pool.standins.authority import CredentialAuthority, RoleVendor, parse_role_arn
+from pool.standins.faults import FaultInjector
 
 __all__ = ["ImdsStandIn"]
 

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._resource import AsyncResource
+from pool._internal.resource import AsyncResource
 
 __all__ = ["EmulatorProcess"]
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cache_fakes import cache, clock, make_cache, source
+from tests.cache.cache_fakes import cache, clock, make_cache, source
 
 __all__ = ["cache", "clock", "make_cache", "source"]

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from cache_fakes import FakeClock, FakeSource, make_creds, settle
 
 from pool.cache import CredentialCache
 from pool.errors import ConfigurationError, CredentialsExpiredError
+from tests.cache.cache_fakes import FakeClock, FakeSource, make_creds, settle
 
 
 async def test_first_fetch_starts_on_enter_without_any_caller(

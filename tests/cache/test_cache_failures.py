@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 
 import pytest
-from cache_fakes import FakeClock, FakeSource, make_creds, settle
 from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
@@ -16,6 +15,7 @@ from pool.errors import (
     CredentialsExpiredError,
     PoolClosedError,
 )
+from tests.cache.cache_fakes import FakeClock, FakeSource, make_creds, settle
 
 
 def _retryable(msg: str = "IMDS answered 503") -> CredentialFetchError:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from cache_fakes import FakeSource, cache_task, settle
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from pool.errors import CredentialsExpiredError, InvariantError, PoolClosedError
+from tests.cache.cache_fakes import FakeSource, cache_task, settle
 
 
 def _other_tasks() -> set[asyncio.Task[object]]:

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import anyio
 import pytest
-from cache_fakes import FakeClock, FakeSource, make_creds, settle
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, CredentialsExpiredError
+from tests.cache.cache_fakes import FakeClock, FakeSource, make_creds, settle
 
 # -- the same credentials again ------------------------------------------------
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from cache_fakes import FakeClock, FakeSource, settle
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
+from tests.cache.cache_fakes import FakeClock, FakeSource, settle
 
 N = 200  # the benchmark runs 10,000; debug-mode asyncio makes tasks costly here
 

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
-from cache_fakes import FakeClock, FakeSource, cache_task, settle
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, InvariantError, PoolClosedError
+from tests.cache.cache_fakes import FakeClock, FakeSource, cache_task, settle
 
 
 class _Waiter:

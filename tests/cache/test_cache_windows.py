@@ -1,4 +1,4 @@
-"""The refresh-window and backoff policy (pure functions in ``pool._windows``)."""
+"""The refresh-window and backoff policy (pure functions in ``pool.cache.windows``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from pool import _windows as w
+from pool._internal.backoff import backoff_delay
+from pool.cache import windows as w
 
 MIN = 60.0
 
@@ -68,7 +69,7 @@ def test_backoff_delay_doubles_its_bound_up_to_the_cap() -> None:
         (7, 60.0),
         (500, 60.0),
     ]:
-        samples = [w.backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(500)]
+        samples = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(500)]
         assert 0 <= min(samples) and max(samples) <= bound
         assert max(samples) > 0.8 * bound
         assert min(samples) < 0.2 * bound  # full jitter reaches down to zero
@@ -77,10 +78,10 @@ def test_backoff_delay_doubles_its_bound_up_to_the_cap() -> None:
 def test_backoff_delay_floor_keeps_a_minimum_pause() -> None:
     """With floor=0.5 ("equal jitter") each delay is at least half its bound."""
     rng = random.Random(3)
-    samples = [w.backoff_delay(3, 0.5, 30.0, rng, floor=0.5) for _ in range(500)]
+    samples = [backoff_delay(3, 0.5, 30.0, rng, floor=0.5) for _ in range(500)]
     assert 1.0 <= min(samples) < 1.2 and 1.8 < max(samples) <= 2.0
     with pytest.raises(ValueError, match="floor"):
-        w.backoff_delay(1, 1.0, 2.0, rng, floor=1.5)
+        backoff_delay(1, 1.0, 2.0, rng, floor=1.5)
 
 
 def test_backoff_delay_without_rng_uses_the_random_module() -> None:
@@ -88,9 +89,9 @@ def test_backoff_delay_without_rng_uses_the_random_module() -> None:
     saved = random.getstate()
     try:
         random.seed(11)
-        first = [w.backoff_delay(4, 1.0, 60.0) for _ in range(3)]
+        first = [backoff_delay(4, 1.0, 60.0) for _ in range(3)]
         random.seed(11)
-        assert [w.backoff_delay(4, 1.0, 60.0) for _ in range(3)] == first
+        assert [backoff_delay(4, 1.0, 60.0) for _ in range(3)] == first
     finally:
         random.setstate(saved)
     assert all(0 <= d <= 8.0 for d in first)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from pool_helpers import MintingSource
 
 from pool.cache import CredentialCache
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.threaded import ThreadedStandIns
+from tests.client_pool.pool_helpers import MintingSource
 
 
 @pytest.fixture(params=["pymongo", "motor"])

@@ -6,13 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
-from pool_helpers import make_pool, until
 
 from pool.cache import CredentialCache
+from pool.client_pool.drivers import get_driver, is_pool_paused
 from pool.credentials import Credentials
-from pool.drivers import get_driver, is_pool_paused
 from pool.errors import AuthenticationError
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import make_pool, until
 
 
 def _record_invalidations(cache: CredentialCache) -> list[Credentials | None]:

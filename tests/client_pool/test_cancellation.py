@@ -8,12 +8,12 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from pool_helpers import make_pool, rotate, until
 
 from pool.cache import CredentialCache
-from pool.drivers import get_driver, live_clients
+from pool.client_pool.drivers import get_driver, live_clients
 from pool.errors import PoolClosedError
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import make_pool, rotate, until
 
 
 def _other_tasks() -> set[asyncio.Task[Any]]:

@@ -10,12 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from pool_helpers import FAST, MintingSource
 from pymongo import monitoring
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
 
-from pool.credentials import Credentials
-from pool.drivers import (
+from pool.client_pool.drivers import (
     check_client_options,
     get_driver,
     is_auth_failure,
@@ -23,8 +21,10 @@ from pool.drivers import (
     is_pool_paused,
     live_clients,
 )
+from pool.credentials import Credentials
 from pool.errors import ConfigurationError, WarmupError
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import FAST, MintingSource
 
 
 @pytest.mark.parametrize("n", [1, 6])

@@ -6,14 +6,14 @@ from typing import Any
 
 import httpx
 import pytest
-from pool_helpers import load_example, serve_asgi
 
-from pool.drivers import live_clients
+from pool.client_pool.drivers import live_clients
 from pool.errors import WarmupError
 from pool.standins.authority import CredentialAuthority, aws_time
 from pool.standins.aws import AwsStandIns
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.threaded import ThreadedStandIns
+from tests.client_pool.pool_helpers import load_example, serve_asgi
 
 
 def _lambda_env(monkeypatch: pytest.MonkeyPatch, mongo: MongoStandIn, driver: str) -> None:

@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pool.credentials import Credentials
-from pool.errors import InvariantError, PoolClosedError
-from pool.generation import (
+from pool.client_pool.generations import (
     MIN_DRAIN,
     NO_EXPIRY_DRAIN,
     GenerationBook,
@@ -17,6 +15,8 @@ from pool.generation import (
     drain_deadline,
     swap_by,
 )
+from pool.credentials import Credentials
+from pool.errors import InvariantError, PoolClosedError
 
 
 def creds(n: int, lifetime: float | None = 3600.0) -> Credentials:

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from aiohttp import web
 from fastapi import Depends, FastAPI
-from pool_helpers import make_pool, serve_asgi
 
 from pool.cache import CredentialCache
 from pool.integrations.aiohttp import cleanup_ctx, get_pool
 from pool.integrations.fastapi import leased_database, lifespan
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import make_pool, serve_asgi
 
 Shop = Annotated[Any, Depends(leased_database("shop"))]
 

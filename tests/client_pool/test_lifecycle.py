@@ -8,13 +8,20 @@ from typing import Any
 
 import pytest
 import structlog
-from pool_helpers import FAST, MintingSource, make_pool, pymongo_threads, rotate, until
 
 from pool import ClientPool
 from pool.cache import CredentialCache
-from pool.drivers import live_clients
+from pool.client_pool.drivers import live_clients
 from pool.errors import ConfigurationError, PoolClosedError, WarmupError
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import (
+    FAST,
+    MintingSource,
+    make_pool,
+    pymongo_threads,
+    rotate,
+    until,
+)
 
 
 def _tasks() -> set[asyncio.Task[Any]]:
@@ -209,7 +216,7 @@ async def test_warmup_error_text_is_redacted(
     """A warm-up error quoting a URI password or the credentials leaves no trace of them."""
     from pymongo.errors import AutoReconnect
 
-    from pool.drivers import get_driver
+    from pool.client_pool.drivers import get_driver
 
     adapter = type(get_driver(driver))
     uri_password = "Hunter2-uri-Passw0rd"

@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 import pytest
-from pool_helpers import MintingSource, make_pool, rotate, start_session, until
 from pymongo.errors import InvalidOperation, NetworkTimeout
 
 from pool.cache import CredentialCache
-from pool.drivers import is_client_closed, live_clients
+from pool.client_pool.drivers import is_client_closed, live_clients
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import MintingSource, make_pool, rotate, start_session, until
 
 WORKERS = 200
 ROTATIONS = 10
@@ -267,10 +267,10 @@ async def test_slow_warmup_swaps_partially_before_expiry(
     driver: str, mongo: MongoStandIn, cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the serving credentials are due, the new client swaps in once authenticated."""
-    import pool._rotation
+    import pool.client_pool.rotation
 
     async with make_pool(mongo, cache, driver, warm_connections=50) as cp:
-        monkeypatch.setattr(pool._rotation, "swap_by", lambda creds: time.monotonic())
+        monkeypatch.setattr(pool.client_pool.rotation, "swap_by", lambda creds: time.monotonic())
         await rotate(cp, cache)
         status = cp.status()
         assert status["partial_warmups"] == 1

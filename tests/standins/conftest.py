@@ -8,7 +8,6 @@ ambient AWS configuration, and an aiohttp client session.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,19 +17,7 @@ import pytest
 from pool.standins.authority import CredentialAuthority
 from pool.standins.aws import AwsStandIns
 from pool.standins.threaded import ThreadedStandIns
-
-
-class FakeClock:
-    """A settable epoch clock; starts at the real time so botocore's signatures are not skewed."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeWallClock as FakeClock
 
 
 @pytest.fixture

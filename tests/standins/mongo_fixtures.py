@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from pool.standins.authority import CredentialAuthority, IssuedCredentials
 from pool.standins.mongo import MongoStandIn
+from tests.fakes import FakeWallClock as FakeClock
 
 __all__ = [
     "FakeClock",
@@ -30,19 +30,6 @@ __all__ = [
     "mongo_server",
     "op_msg",
 ]
-
-
-class FakeClock:
-    """Epoch seconds that start at the real time and move only when told."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ import pymongo_auth_aws
 import pytest
 import structlog
 from bson.binary import Binary
-from mongo_fixtures import *  # noqa: F403
-from mongo_fixtures import FakeClock, RawConnection, async_client, aws_options
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import OperationFailure
 
 from pool.standins.authority import CredentialAuthority, IssuedCredentials
 from pool.standins.mongo import MongoStandIn, region_for
+from tests.standins.mongo_fixtures import *  # noqa: F403
+from tests.standins.mongo_fixtures import FakeClock, RawConnection, async_client, aws_options
 
 Options = dict[str, Any]
 

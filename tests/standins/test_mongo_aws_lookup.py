@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 import pytest
-from mongo_fixtures import *  # noqa: F403
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import OperationFailure
@@ -23,6 +22,7 @@ from pymongo_auth_aws.auth import set_cached_credentials
 from pool.standins.authority import CredentialAuthority
 from pool.standins.aws import AwsStandIns
 from pool.standins.mongo import MongoStandIn
+from tests.standins.mongo_fixtures import *  # noqa: F403
 
 LOOKUP = {"authMechanism": "MONGODB-AWS", "serverSelectionTimeoutMS": 5000}
 

@@ -7,8 +7,6 @@ from typing import Any
 
 import bson
 import pytest
-from mongo_fixtures import *  # noqa: F403
-from mongo_fixtures import RawConnection, async_client
 from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
@@ -17,6 +15,8 @@ from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo import MongoStandIn
 from pool.standins.mongo.cursors import CursorStore
 from pool.standins.mongo.errors import CommandError
+from tests.standins.mongo_fixtures import *  # noqa: F403
+from tests.standins.mongo_fixtures import RawConnection, async_client
 
 
 @pytest.fixture

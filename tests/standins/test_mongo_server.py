@@ -7,14 +7,14 @@ import time
 import warnings
 
 import pytest
-from mongo_fixtures import *  # noqa: F403
-from mongo_fixtures import RawConnection, async_client
 from pymongo.errors import AutoReconnect, NetworkTimeout, OperationFailure
 
 from pool.errors import ConfigurationError, PoolClosedError
 from pool.standins.authority import CredentialAuthority
 from pool.standins.faults import FaultInjector
 from pool.standins.mongo import MongoStandIn
+from tests.standins.mongo_fixtures import *  # noqa: F403
+from tests.standins.mongo_fixtures import RawConnection, async_client
 
 
 async def test_aclose_closes_open_connections_and_is_idempotent(

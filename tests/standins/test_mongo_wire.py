@@ -6,8 +6,6 @@ import struct
 
 import bson
 import pytest
-from mongo_fixtures import *  # noqa: F403
-from mongo_fixtures import RawConnection, op_msg
 
 from pool.standins.mongo import MongoStandIn
 from pool.standins.mongo.wire import (
@@ -18,6 +16,8 @@ from pool.standins.mongo.wire import (
     encode_reply,
     parse_request,
 )
+from tests.standins.mongo_fixtures import *  # noqa: F403
+from tests.standins.mongo_fixtures import RawConnection, op_msg
 
 
 def _sequence(ident: str, docs: list[dict[str, object]]) -> bytes:

@@ -8,8 +8,8 @@ against STS; storage and query semantics come from mongomock.
 
 from __future__ import annotations
 
-from .auth import region_for
-from .commands import MongoStats
-from .server import MongoStandIn
+from pool.standins.mongo.auth import region_for
+from pool.standins.mongo.commands import MongoStats
+from pool.standins.mongo.server import MongoStandIn
 
 __all__ = ["MongoStandIn", "MongoStats", "region_for"]

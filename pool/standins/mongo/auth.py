@@ -29,9 +29,9 @@ from typing import Any
 import bson
 from bson.errors import BSONError
 
-from ..._log import key_hint
-from ...errors import ConfigurationError
-from ..authority import CredentialAuthority, StsError, role_arn_of
+from pool._internal.log import key_hint
+from pool.errors import ConfigurationError
+from pool.standins.authority import CredentialAuthority, StsError, role_arn_of
 
 __all__ = [
     "AuthFailure",

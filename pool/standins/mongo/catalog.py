@@ -11,8 +11,8 @@ from typing import Any
 
 from mongomock import filtering
 
-from .crud import Handler, Invocation, Storage, coll_name, opt_doc, opt_int
-from .errors import CommandError
+from pool.standins.mongo.crud import Handler, Invocation, Storage, coll_name, opt_doc, opt_int
+from pool.standins.mongo.errors import CommandError
 
 __all__ = ["HANDLERS"]
 

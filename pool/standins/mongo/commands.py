@@ -26,12 +26,12 @@ from typing import Any
 import bson
 from pymongo.errors import OperationFailure
 
-from ..._log import get_logger
-from ..authority import CredentialAuthority
-from . import catalog, crud
-from .auth import MECHANISM, AuthFailure, AwsConversation
-from .errors import CommandError, error_reply
-from .wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
+from pool._internal.log import get_logger
+from pool.standins.authority import CredentialAuthority
+from pool.standins.mongo import catalog, crud
+from pool.standins.mongo.auth import MECHANISM, AuthFailure, AwsConversation
+from pool.standins.mongo.errors import CommandError, error_reply
+from pool.standins.mongo.wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
 
 __all__ = ["ConnectionState", "Dispatcher", "MongoStats"]
 

@@ -20,8 +20,8 @@ from mongomock.filtering import filter_applies
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
-from .cursors import CursorStore
-from .errors import CommandError
+from pool.standins.mongo.cursors import CursorStore
+from pool.standins.mongo.errors import CommandError
 
 __all__ = ["HANDLERS", "Handler", "Invocation", "Storage", "coll_name", "opt_doc", "opt_int"]
 

@@ -21,7 +21,7 @@ from typing import Any
 import bson
 from bson.raw_bson import RawBSONDocument
 
-from .errors import CommandError
+from pool.standins.mongo.errors import CommandError
 
 __all__ = ["DEFAULT_FIRST_BATCH", "MAX_BATCH_BYTES", "CursorStore"]
 

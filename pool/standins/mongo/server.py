@@ -22,17 +22,23 @@ from typing import Any
 
 import mongomock
 
-from ..._log import get_logger
-from ..._resource import AsyncResource
-from ...errors import ConfigurationError, PoolClosedError
-from ..authority import CredentialAuthority
-from ..faults import FaultInjector
-from .auth import validate_sts_host
-from .commands import ConnectionState, Dispatcher, MongoStats, canonical_name
-from .crud import Storage
-from .errors import error_reply
-from .wire import MAX_MESSAGE_SIZE, Request, WireProtocolError, encode_reply, parse_request
-from .wire import read_frame as _read_frame
+from pool._internal.log import get_logger
+from pool._internal.resource import AsyncResource
+from pool.errors import ConfigurationError, PoolClosedError
+from pool.standins.authority import CredentialAuthority
+from pool.standins.faults import FaultInjector
+from pool.standins.mongo.auth import validate_sts_host
+from pool.standins.mongo.commands import ConnectionState, Dispatcher, MongoStats, canonical_name
+from pool.standins.mongo.crud import Storage
+from pool.standins.mongo.errors import error_reply
+from pool.standins.mongo.wire import (
+    MAX_MESSAGE_SIZE,
+    Request,
+    WireProtocolError,
+    encode_reply,
+    parse_request,
+)
+from pool.standins.mongo.wire import read_frame as _read_frame
 
 __all__ = ["MongoStandIn"]
 

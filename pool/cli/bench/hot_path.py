@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..cache import CredentialCache
-from ..credentials import Credentials
-from ._bench_stats import Recorder
+from pool.cache import CredentialCache
+from pool.cli.bench.stats import Recorder
+from pool.credentials import Credentials
 
 __all__ = [
     "BATCH",

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cache import CredentialCache
-from ._bench_setup import BenchSetup
-from ._bench_stats import Recorder, Ticker, ms_recorder
-from ._workload import patched_environ
+from pool.cache import CredentialCache
+from pool.cli.bench.setup import BenchSetup
+from pool.cli.bench.stats import Recorder, Ticker, ms_recorder
+from pool.cli.workload import patched_environ
 
 __all__ = ["HandshakeResult", "bench_handshake"]
 

@@ -5,7 +5,7 @@ Credentials``). It improves on botocore's ``RefreshableCredentials`` and
 aiobotocore's ``AioRefreshableCredentials`` in four ways:
 
 * refreshes run in the background, ahead of expiry, at a jittered point of an
-  advisory window sized by the credentials' lifetime (see :mod:`pool._windows`),
+  advisory window sized by the credentials' lifetime (see :mod:`pool.cache.windows`),
   instead of lazily inside whichever caller noticed;
 * the single fetch in flight belongs to the cache's task: a caller cancelled
   while waiting leaves it running for everybody else (aiobotocore's caller
@@ -19,7 +19,7 @@ aiobotocore's ``AioRefreshableCredentials`` in four ways:
 No waiter ever hangs: whatever ends the fetch or the task (a failure, a
 ``CancelledError`` the source raised by itself, which counts as a retryable
 failed fetch, a bug, or the task cancelled without ``aclose()``), the waiters
-are woken with an error (see :mod:`pool._cache_task`).
+are woken with an error (see :mod:`pool.cache.task`).
 
 Concurrency: event-loop only (asyncio), not thread-safe.
 """
@@ -34,15 +34,15 @@ from typing import Any, Self
 
 import anyio
 
-from . import _windows as w
-from ._cache_state import status_of
-from ._cache_task import RefreshTask
-from ._fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscription
-from ._log import get_logger, key_hint
-from ._refresh import Policy, RefreshState, source_name
-from ._resource import AsyncResource
-from .credentials import Credentials
-from .errors import (
+from pool._internal.log import get_logger, key_hint
+from pool._internal.resource import AsyncResource
+from pool.cache import windows as w
+from pool.cache.entry import status_of
+from pool.cache.fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscription
+from pool.cache.refresh import Policy, RefreshState, source_name
+from pool.cache.task import RefreshTask
+from pool.credentials import Credentials
+from pool.errors import (
     ConfigurationError,
     CredentialsExpiredError,
     InvariantError,
@@ -58,7 +58,7 @@ class CredentialCache(AsyncResource):
     """Keeps one source's credentials fresh; an async context manager owning one task.
 
     ``advisory_window``/``mandatory_window`` (seconds before expiry) default to
-    sizes derived from each set's lifetime (:func:`pool._windows.windows_for`).
+    sizes derived from each set's lifetime (:func:`pool.cache.windows.windows_for`).
     ``jitter`` (0..1) spreads the refresh point over that part of the advisory
     window. ``backoff_initial``/``backoff_max`` bound the full-jitter retry
     delays after failures; ``same_credentials_retry`` is the first delay after

@@ -34,13 +34,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..cache import CredentialCache
-from ..client_pool import ClientPool
-from ..drivers import get_driver
-from ..sources import aclose_source, from_environment
-from ..standins.process import EmulatorProcess
-from ._bench_stats import summarize_ms
-from ._workload import Op, Workload
+from pool.cache import CredentialCache
+from pool.cli.bench.stats import summarize_ms
+from pool.cli.workload import Op, Workload
+from pool.client_pool import ClientPool
+from pool.client_pool.drivers import get_driver
+from pool.sources import aclose_source, from_environment
+from pool.standins.process import EmulatorProcess
 
 DRIVERS = ("pymongo", "motor")
 _OPTIONS = {"serverSelectionTimeoutMS": 10000}
@@ -289,3 +289,38 @@ def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
                     f"/{f['motor_backlog_mean_rotation']}"
                 )
     return "\n".join(lines)
+
+
+#: The drivers ``python -m pool bench`` runs, in its report's order.
+BENCH_DRIVERS = ("motor", "pymongo")
+#: The ``R`` of the bench's JSON shape; the rotation benchmark reports more, which is dropped there.
+R_KEYS = ("ops", "failed", "lost", "rotations", "p99_steady_ms", "p99_rotation_ms")
+QUICK_SECONDS = 8.0
+FULL_SECONDS = 20.0
+
+Figures = dict[str, dict[str, dict[str, Any] | None]]
+
+
+def _shape(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+    if figures is None:
+        return None
+    return {key: int(figures[key]) if key in R_KEYS[:4] else float(figures[key]) for key in R_KEYS}
+
+
+async def bench_rotation(
+    *, quick: bool, seconds: float | None = None
+) -> tuple[Figures, str | None]:
+    """``({driver: {mode: R | None}}, note)``; the note explains anything not measured.
+
+    ``seconds`` is the length of each of the four runs (default 8 with
+    ``quick``, else 20); credentials rotate every ``min(2, seconds / 3)`` s.
+    Starts its own stand-ins (``python -m pool emulate``).
+    """
+    length = seconds or (QUICK_SECONDS if quick else FULL_SECONDS)
+    settings = Settings(seconds=length, rotate_every=min(2.0, length / 3))
+    raw = await run_benchmark(BENCH_DRIVERS, MODES, settings)
+    shaped: Figures = {d: {m: _shape(raw.get(d, {}).get(m)) for m in MODES} for d in BENCH_DRIVERS}
+    return shaped, (
+        f"{length:g} s per run, credentials rotating every {settings.rotate_every:g} s, "
+        f"{settings.workers} workers (pool.cli.bench.rotation)"
+    )

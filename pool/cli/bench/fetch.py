@@ -3,7 +3,7 @@
 Each sample is one fetch that reaches the endpoint, the cost paid whenever
 credentials rotate: ``await source.fetch()`` on a long-lived source, against
 the ``refresh_using`` call an ``AioRefreshableCredentials`` makes at refresh
-(see :meth:`pool.cli._bench_setup.BenchSetup.aiobotocore_refresh`). Samples
+(see :meth:`pool.cli.bench.setup.BenchSetup.aiobotocore_refresh`). Samples
 of the two alternate, so drift on a noisy machine hits both alike. The first
 fetches of each are warm-up (imports, first connections) and not recorded.
 """
@@ -14,10 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..sources import aclose_source
-from ._bench_setup import BenchSetup
-from ._bench_stats import Recorder, Ticker, ms_recorder
-from ._workload import patched_environ
+from pool.cli.bench.setup import BenchSetup
+from pool.cli.bench.stats import Recorder, Ticker, ms_recorder
+from pool.cli.workload import patched_environ
+from pool.sources import aclose_source
 
 __all__ = ["FetchResult", "bench_fetch"]
 

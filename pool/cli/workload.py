@@ -16,8 +16,8 @@ from typing import Any
 
 from pymongo import monitoring
 
-from ..credentials import Credentials
-from ..sources import aclose_source
+from pool.credentials import Credentials
+from pool.sources import aclose_source
 
 DB = "pooldemo"
 COLLECTION = "events"

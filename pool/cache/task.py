@@ -3,7 +3,7 @@
 :class:`RefreshTask` owns the single fetch in flight (a :class:`Flight`):
 callers only wait on it, so a caller cancelled while waiting never cancels
 the fetch for the others. The decisions (what an outcome does, when to try
-next) are :class:`pool._refresh.RefreshState`'s; this module only performs them.
+next) are :class:`pool.cache.refresh.RefreshState`'s; this module only performs them.
 
 However the task ends, it finishes the flight it owns, so no waiter hangs:
 
@@ -31,10 +31,10 @@ from typing import Any
 
 import anyio
 
-from ._cache_state import Flight, as_pool_error
-from ._refresh import RefreshState
-from .credentials import Credentials
-from .errors import InvariantError, PoolClosedError, PoolError
+from pool.cache.entry import Flight, as_pool_error
+from pool.cache.refresh import RefreshState
+from pool.credentials import Credentials
+from pool.errors import InvariantError, PoolClosedError, PoolError
 
 __all__ = ["RefreshTask"]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ConfigurationError
+from pool.errors import ConfigurationError
 
 __all__ = ["check_client_options", "check_settings", "client_kwargs", "secrets_of"]
 

@@ -1,7 +1,7 @@
 """The rotation engine behind :class:`pool.ClientPool`: build, warm, swap, drain, close.
 
 :class:`Rotator` owns the I/O side of the generations that
-:class:`pool.generation.GenerationBook` accounts for. Three coroutines run
+:class:`pool.client_pool.generations.GenerationBook` accounts for. Three coroutines run
 as background tasks while the pool is open:
 
 * :meth:`Rotator.follow` records the newest credential set the cache
@@ -29,12 +29,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._log import get_logger, key_hint
-from ._windows import backoff_delay
-from .credentials import Credentials
-from .drivers import Driver, DriverClient, is_auth_failure
-from .errors import WarmupError
-from .generation import Generation, GenerationBook, swap_by
+from pool._internal.backoff import backoff_delay
+from pool._internal.log import get_logger, key_hint
+from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
+from pool.client_pool.generations import Generation, GenerationBook, swap_by
+from pool.credentials import Credentials
+from pool.errors import WarmupError
 
 __all__ = ["BACKOFF_INITIAL", "BACKOFF_MAX", "Gen", "Rotator"]
 

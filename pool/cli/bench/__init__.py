@@ -9,7 +9,7 @@
 
 The stand-ins run in a child process (PyMongo's built-in lookup blocks the
 event loop it runs on). ``--profile aws`` adds latency at each endpoint (see
-:data:`pool.cli._bench_setup.PROFILES`). Progress goes to stderr, the tables
+:data:`pool.cli.bench.setup.PROFILES`). Progress goes to stderr, the tables
 to stdout. Nothing printed or written holds a secret: the stand-ins'
 variables are only ever put into the environment.
 """
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._redact import describe
-from ._bench_setup import ENVIRONMENTS, PROFILES
+from pool._internal.redact import describe
+from pool.cli.bench.setup import ENVIRONMENTS, PROFILES
 
 QUICK = {"samples": 25, "cache_batches": 100, "rotation_seconds": None}
 FULL = {"samples": 200, "cache_batches": 200, "rotation_seconds": None}
@@ -113,10 +113,10 @@ class Progress:
 async def _environment(
     env: str, emulator: Any, setup: Any, samples: int, progress: Progress
 ) -> Any:
-    from ._bench_fetch import bench_fetch
-    from ._bench_handshake import bench_handshake
-    from ._bench_report import EnvResult
-    from ._bench_stats import Ticker, ratio
+    from pool.cli.bench.fetch import bench_fetch
+    from pool.cli.bench.handshake import bench_handshake
+    from pool.cli.bench.report import EnvResult
+    from pool.cli.bench.stats import Ticker, ratio
 
     result = EnvResult()
     label = ENVIRONMENTS[env]
@@ -146,7 +146,7 @@ async def _environment(
 
 
 async def _rotation(args: argparse.Namespace, results: Any, progress: Progress) -> None:
-    from ._bench_rotation import bench_rotation
+    from pool.cli.bench.rotation import bench_rotation
 
     _, done = progress.phase("rotation under load (both drivers)", 1)
     try:
@@ -162,9 +162,9 @@ async def _rotation(args: argparse.Namespace, results: Any, progress: Progress) 
 
 async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -> None:
     """Run every measurement into ``results``, in an order that keeps them apart."""
-    from ..standins.process import EmulatorProcess
-    from ._bench_cache import bench_hot_path
-    from ._bench_setup import BenchSetup
+    from pool.cli.bench.hot_path import bench_hot_path
+    from pool.cli.bench.setup import BenchSetup
+    from pool.standins.process import EmulatorProcess
 
     preset = QUICK if args.quick else FULL
     samples = args.samples or int(preset["samples"] or 0)
@@ -192,7 +192,7 @@ async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -
 async def _bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ._bench_report import BenchResults, markdown, rich_tables, to_json
+    from pool.cli.bench.report import BenchResults, markdown, rich_tables, to_json
 
     results = BenchResults(meta=_meta(args), profile=PROFILES[args.profile])
     started = time.monotonic()
@@ -213,7 +213,7 @@ async def _bench(args: argparse.Namespace) -> int:
 async def _write_outputs(
     args: argparse.Namespace, results: Any, data: dict[str, Any], md: str
 ) -> None:
-    from ._bench_plot import write_plot
+    from pool.cli.bench.plot import write_plot
 
     if args.json is not None:
         await asyncio.to_thread(args.json.write_text, json.dumps(data, indent=2) + "\n", "utf-8")

@@ -10,10 +10,10 @@ safe, writes included; a function doing several writes is not, hence
 
 from __future__ import annotations
 
-from ._log import key_hint
-from ._rotation import Gen
-from .drivers import is_auth_failure, is_client_closed, is_pool_paused
-from .errors import AuthenticationError
+from pool._internal.log import key_hint
+from pool.client_pool.drivers import is_auth_failure, is_client_closed, is_pool_paused
+from pool.client_pool.rotation import Gen
+from pool.errors import AuthenticationError
 
 __all__ = ["auth_error", "retry_worthy"]
 

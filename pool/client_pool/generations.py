@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from ._log import key_hint
-from .credentials import Credentials
-from .errors import InvariantError, PoolClosedError
+from pool._internal.log import key_hint
+from pool.credentials import Credentials
+from pool.errors import InvariantError, PoolClosedError
 
 __all__ = [
     "Generation",

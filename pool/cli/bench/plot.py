@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._bench_report import CACHE_KEYS, CACHE_LABELS, DRIVERS, BenchResults, fmt_ratio
-from ._bench_setup import ENVIRONMENTS
-from ._bench_stats import Recorder, Stat, ratio
+from pool.cli.bench.report import CACHE_KEYS, CACHE_LABELS, DRIVERS, BenchResults, fmt_ratio
+from pool.cli.bench.setup import ENVIRONMENTS
+from pool.cli.bench.stats import Recorder, Stat, ratio
 
 __all__ = ["write_plot"]
 

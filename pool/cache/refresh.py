@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from . import _windows as w
-from ._cache_state import Entry
-from ._log import key_hint
-from .credentials import Credentials
-from .errors import ConfigurationError, CredentialError, CredentialFetchError, PoolError
+from pool._internal.backoff import backoff_delay
+from pool._internal.log import key_hint
+from pool.cache import windows as w
+from pool.cache.entry import Entry
+from pool.credentials import Credentials
+from pool.errors import ConfigurationError, CredentialError, CredentialFetchError, PoolError
 
 __all__ = ["Policy", "RefreshState", "source_name"]
 
@@ -188,7 +189,7 @@ class RefreshState:
         cap = w.backoff_cap(p.backoff_max, entry.lifetime if entry is not None else None)
         if retryable:
             initial = min(p.backoff_initial, cap)
-            delay = w.backoff_delay(self.consecutive_failures, initial, cap, self.rng)
+            delay = backoff_delay(self.consecutive_failures, initial, cap, self.rng)
         else:
             delay = w.non_retryable_delay(cap, self.rng)
         at, self.retry_pending = now + delay, True

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._bench_fetch import FetchResult
-from ._bench_handshake import HandshakeResult
-from ._bench_setup import ENVIRONMENTS, Profile
-from ._bench_stats import Percentiles, Recorder, Stat, ratio
+from pool.cli.bench.fetch import FetchResult
+from pool.cli.bench.handshake import HandshakeResult
+from pool.cli.bench.setup import ENVIRONMENTS, Profile
+from pool.cli.bench.stats import Percentiles, Recorder, Stat, ratio
 
 __all__ = ["BenchResults", "EnvResult", "markdown", "rich_tables", "to_json"]
 

@@ -2,8 +2,9 @@
 
 Nothing here reads a clock or touches state: every function takes the numbers it
 needs (seconds, a :class:`random.Random`) and returns seconds, so the policy is
-tested by itself and the cache stays bookkeeping. :func:`backoff_delay` is also
-the retry backoff of the rest of the library (HTTP sources, client rotation).
+tested by itself and the cache stays bookkeeping. The jittered exponential
+backoff itself is :func:`pool._internal.backoff.backoff_delay`, shared with the
+HTTP sources and the client rotation.
 
 Two windows before a credential set's deadline (botocore's ``RefreshableCredentials``
 design, sized the way AWS's newer SDKs size them):
@@ -29,6 +30,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from pool._internal.backoff import backoff_delay
+
 __all__ = [
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX",
@@ -37,7 +40,6 @@ __all__ = [
     "Windows",
     "advisory_for",
     "backoff_cap",
-    "backoff_delay",
     "mandatory_for",
     "non_retryable_delay",
     "refresh_point",
@@ -127,34 +129,6 @@ def backoff_cap(backoff_max: float, lifetime: float | None) -> float:
     if lifetime is None or not math.isfinite(lifetime):
         return backoff_max
     return max(0.0, min(backoff_max, lifetime / 4))
-
-
-def backoff_delay(
-    attempt: int,
-    initial: float,
-    cap: float,
-    rng: random.Random | None = None,
-    *,
-    floor: float = 0.0,
-) -> float:
-    """The pause before retry number ``attempt``: exponential backoff with jitter.
-
-    The library's one backoff helper (the cache, the HTTP sources' retries and
-    the client pool's rotation retries all use it). The bound doubles per
-    attempt, ``min(cap, initial * 2**(attempt - 1))``, and the pause is uniform
-    in ``[floor * bound, bound]``. ``floor=0`` is "full jitter", AWS's
-    recommendation, which spreads a fleet's retries the most; ``floor=0.5``
-    ("equal jitter") keeps at least half the bound. ``attempt`` counts from 1
-    (the first retry after the first failure); values below 1 count as 1.
-    ``rng`` defaults to the :mod:`random` module's shared generator; pass a
-    seeded :class:`random.Random` for reproducible tests. Pure: no clock, no state.
-    """
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"floor must be between 0 and 1; got {floor}")
-    exponent = min(max(attempt, 1) - 1, 62)  # 2**62 already exceeds any cap
-    bound = max(0.0, min(cap, initial * 2.0**exponent))
-    uniform = rng.uniform if rng is not None else random.uniform
-    return uniform(floor * bound, bound)
 
 
 def non_retryable_delay(cap: float, rng: random.Random) -> float:

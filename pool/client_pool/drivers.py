@@ -48,11 +48,11 @@ import anyio.to_thread
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
-from ._log import get_logger
-from ._monitor import ConnectionMonitor
-from ._options import check_client_options, client_kwargs, secrets_of
-from ._redact import describe
-from .errors import ConfigurationError, WarmupError
+from pool._internal.log import get_logger
+from pool._internal.redact import describe
+from pool.client_pool.monitor import ConnectionMonitor
+from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
+from pool.errors import ConfigurationError, WarmupError
 
 __all__ = [
     "AUTH_FAILED",

@@ -150,8 +150,8 @@ class BenchSetup:
         chaining an ``AssumeRoleSource`` over a cached instance-metadata
         source (the configuration its docstring recommends).
         """
-        from ..cache import CredentialCache
-        from ..sources import AssumeRoleSource, InstanceMetadataSource, from_environment
+        from pool.cache import CredentialCache
+        from pool.sources import AssumeRoleSource, InstanceMetadataSource, from_environment
 
         variables = self.variables(env)
         if env != "assume_role":

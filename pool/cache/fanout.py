@@ -19,8 +19,8 @@ from typing import Any
 
 import anyio
 
-from ._log import get_logger
-from .credentials import Credentials
+from pool._internal.log import get_logger
+from pool.credentials import Credentials
 
 __all__ = ["DEFAULT_SUBSCRIBER_BUFFER", "Fanout", "Subscription"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import anyio
 
-from ._log import key_hint
-from ._redact import describe
-from ._windows import Windows
-from .credentials import Credentials
-from .errors import CredentialFetchError, PoolError
+from pool._internal.log import key_hint
+from pool._internal.redact import describe
+from pool.cache.windows import Windows
+from pool.credentials import Credentials
+from pool.errors import CredentialFetchError, PoolError
 
 __all__ = ["Entry", "Flight", "as_pool_error", "status_of"]
 
@@ -99,7 +99,7 @@ def as_pool_error(exc: BaseException, source: str) -> PoolError:
     ``CancelledError``) become a retryable :class:`CredentialFetchError`, so
     they are retried with backoff. Their text comes from third-party code and
     may quote a URL with a token or a response body, so the new message keeps
-    only its redacted form (:func:`pool._redact.describe`); the original stays
+    only its redacted form (:func:`pool._internal.redact.describe`); the original stays
     reachable as ``__cause__`` only, for tracebacks. The library's own errors
     pass through (their messages carry no secret); only a
     :class:`CredentialFetchError` with ``retryable`` set is retried soon

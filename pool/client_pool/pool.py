@@ -9,7 +9,7 @@ has finished: ``close()`` on either driver would otherwise fail operations
 waiting for a connection and cursors at their next ``getMore``, and a session
 only works on the client that started it.
 
-Concurrency model: all bookkeeping is :class:`pool.generation.GenerationBook`,
+Concurrency model: all bookkeeping is :class:`pool.client_pool.generations.GenerationBook`,
 synchronous and atomic on the event loop; clients are built, warmed and
 closed outside it, closing shielded from cancellation. Three background tasks
 run while the pool is open: one follows the cache's subscription, one
@@ -27,15 +27,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ._log import get_logger, key_hint
-from ._options import check_settings
-from ._resource import AsyncResource
-from ._retry import auth_error, retry_worthy
-from ._rotation import Gen, Rotator
-from .cache import CredentialCache
-from .drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
-from .errors import ConfigurationError, PoolClosedError
-from .generation import GenerationBook
+from pool._internal.log import get_logger, key_hint
+from pool._internal.resource import AsyncResource
+from pool.cache import CredentialCache
+from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
+from pool.client_pool.generations import GenerationBook
+from pool.client_pool.options import check_settings
+from pool.client_pool.retry import auth_error, retry_worthy
+from pool.client_pool.rotation import Gen, Rotator
+from pool.errors import ConfigurationError, PoolClosedError
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
