@@ -104,7 +104,7 @@ async def test_no_secret_in_logs_status_errors_or_reprs(
     make_cache: Callable[..., CredentialCache], source: FakeSource, clock: FakeClock
 ) -> None:
     """Across a full life (fetch, rotate, fail, invalidate, close) no secret or token escapes."""
-    from cache_fakes import make_creds
+    from tests.cache.cache_fakes import make_creds
 
     texts: list[str] = []
     with capture_logs() as logs:
