@@ -48,6 +48,7 @@ from pool.errors import (
     InvariantError,
     PoolClosedError,
 )
+from pool.telemetry import Telemetry, default_telemetry
 
 __all__ = ["CredentialCache", "Subscription"]
 
@@ -66,7 +67,8 @@ class CredentialCache(AsyncResource):
     seconds) and ``sleep`` must agree: inject both in tests. ``owns_source``
     closes the source (its ``aclose()``) when the cache closes.
     ``subscriber_buffer`` is how many undelivered sets each subscriber keeps
-    (the newest; the oldest is dropped).
+    (the newest; the oldest is dropped). ``telemetry`` (default: the global
+    OpenTelemetry providers, see :mod:`pool.telemetry`) receives its metrics and spans.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class CredentialCache(AsyncResource):
         rng: random.Random | None = None,
         owns_source: bool = False,
         subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not callable(getattr(source, "fetch", None)):
             raise ConfigurationError(
@@ -103,9 +106,10 @@ class CredentialCache(AsyncResource):
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
         self._st = RefreshState(policy, self._name, rng or random.Random(), self._log)
+        self._tel = (telemetry or default_telemetry()).for_cache(self._name)
         self._runner = RefreshTask(
             source, self._st, clock=clock, sleep=sleep or anyio.sleep, log=self._log,
-            publish=self._fanout.publish,
+            publish=self._fanout.publish, telemetry=self._tel,
         )  # fmt: skip
         self._closed = False
         self._close_done: anyio.Event | None = None
@@ -281,7 +285,7 @@ class CredentialCache(AsyncResource):
         No secret: key hints, and error messages whose third-party text is redacted.
         """
         subscribers, listeners = self._fanout.counts
-        return status_of(
+        return {"refreshes": dict(self._tel.outcomes)} | status_of(
             name=self._name,
             state=self._state(),
             entry=self._st.entry,

@@ -107,6 +107,7 @@ class RefreshState:
                 "not pool.Credentials; fix the source's fetch()",
                 source=self.name,
                 retryable=False,
+                code="MalformedResponse",
             )
         remaining = creds.remaining()
         p = self.policy
@@ -136,6 +137,7 @@ class RefreshState:
             "refresh window; check the source's clock and expiry, or lower mandatory_window",
             source=self.name,
             retryable=True,
+            code="ExpiredOnArrival",
         )
 
     def _on_same(self, entry: Entry, deadline: float, now: float) -> None:

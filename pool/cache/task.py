@@ -35,6 +35,8 @@ from pool.cache.entry import Flight, as_pool_error
 from pool.cache.refresh import RefreshState
 from pool.credentials import Credentials
 from pool.errors import InvariantError, PoolClosedError, PoolError
+from pool.telemetry import Telemetry
+from pool.telemetry.hooks import CacheTelemetry
 
 __all__ = ["RefreshTask"]
 
@@ -56,9 +58,11 @@ class RefreshTask:
         sleep: Callable[[float], Awaitable[None]],
         log: Any,
         publish: Callable[[Credentials], None],
+        telemetry: CacheTelemetry | None = None,
     ) -> None:
         self._source, self._st, self._log, self._publish = source, state, log, publish
         self._clock, self._sleep = clock, sleep
+        self._tel = telemetry or Telemetry(enabled=False).for_cache(state.name)
         self.flight: Flight | None = None
         self.crash: InvariantError | None = None
         self.task: asyncio.Task[None] | None = None
@@ -147,6 +151,7 @@ class RefreshTask:
         st.fetches += 1
         started = time.perf_counter()
         self._log.debug("cache.fetch.start", reason=flight.reason, fetch=st.fetches)
+        observed = self._tel.fetch_started(flight.reason, st.entry, self._clock())
         creds: object = None
         error: PoolError | None = None
         try:
@@ -156,12 +161,14 @@ class RefreshTask:
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
+                self._tel.fetch_cancelled(observed)
                 raise  # stop() or loop shutdown: _run's finally sees to the flight
             # Nobody cancelled this task: the source (or a library under it)
             # leaked a CancelledError. A failed fetch, retried with backoff.
             error = as_pool_error(exc, st.name)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         error, rotated = st.record(creds, error, self._clock(), duration_ms)
+        self._tel.fetch_ended(observed, rotated, error)
         entry = st.entry
         self.end_flight(error, entry.creds if entry is not None and error is None else None)
         if rotated and entry is not None:

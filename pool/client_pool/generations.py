@@ -179,27 +179,44 @@ class GenerationBook(Generic[H]):
 
     def acquire(self) -> Lease[H]:
         """A lease on the active generation. Raises PoolClosedError when there is none."""
-        gen = self.current
-        if self.closed or gen is None:
-            raise PoolClosedError(
-                "the ClientPool is not open: use it inside `async with ClientPool(...)` "
-                "and not after aclose()"
-            )
-        gen.leases += 1
-        return Lease(gen)
+        return Lease(self.acquire_gen())
 
     def release(self, lease: Lease[H]) -> list[Generation[H]]:
         """End a lease. Returns the generation to close if this was its last lease."""
         if lease.released:
             return []
         lease.released = True
-        gen = lease.generation
-        if gen.state is State.CLOSED:
+        return self.release_gen(lease.generation)
+
+    def acquire_gen(self) -> Generation[H]:
+        """The hot path of :meth:`acquire`: count a lease on the active generation, return it.
+
+        The caller must call :meth:`release_gen` exactly once for it.
+        Raises PoolClosedError when there is none.
+        """
+        gen = self.current
+        if gen is None or self.closed:
+            raise PoolClosedError(
+                "the ClientPool is not open: use it inside `async with ClientPool(...)` "
+                "and not after aclose()"
+            )
+        gen.leases += 1
+        return gen
+
+    def release_gen(self, gen: Generation[H]) -> list[Generation[H]]:
+        """End one lease taken with :meth:`acquire_gen`; the generation to close, if its last."""
+        state = gen.state
+        if state is State.ACTIVE:
+            gen.leases -= 1  # the common case: nothing else to decide
+            if gen.leases < 0:
+                raise InvariantError(f"generation {gen.number} has {gen.leases} leases")
+            return []
+        if state is State.CLOSED:
             return []  # closed at its deadline; this lease was counted as dropped
         gen.leases -= 1
         if gen.leases < 0:
             raise InvariantError(f"generation {gen.number} has {gen.leases} leases")
-        if gen.state is State.DRAINING and gen.leases == 0:
+        if state is State.DRAINING and gen.leases == 0:
             return self._finish(gen)
         return []
 

@@ -6,6 +6,8 @@ import threading
 
 from pymongo import monitoring
 
+from pool.telemetry.cmap import CmapSink
+
 __all__ = ["ConnectionMonitor"]
 
 
@@ -24,6 +26,8 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
         self.closed = 0
         self.in_use = 0
         self.peak_in_use = 0
+        self.pending = 0  # operations waiting for a connection (check-out started, not ended)
+        self.sink: CmapSink | None = None  # durations to the telemetry, once bound
 
     @property
     def ready(self) -> int:
@@ -39,6 +43,7 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
                 "peak_in_use": self.peak_in_use,
                 "created": self.created,
                 "closed": self.closed,
+                "pending": self.pending,
             }
 
     def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
@@ -48,6 +53,8 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
     def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
         with self._lock:
             self._ready.add(event.connection_id)
+        if (sink := self.sink) is not None:
+            sink.connection_ready(event.duration)
 
     def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
         with self._lock:
@@ -58,6 +65,9 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
         with self._lock:
             self.in_use += 1
             self.peak_in_use = max(self.peak_in_use, self.in_use)
+            self.pending -= 1
+        if (sink := self.sink) is not None:
+            sink.checked_out(event.duration)
 
     def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
         with self._lock:
@@ -79,7 +89,9 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
     def connection_check_out_started(
         self, event: monitoring.ConnectionCheckOutStartedEvent
     ) -> None:
-        pass
+        with self._lock:
+            self.pending += 1
 
     def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
-        pass
+        with self._lock:
+            self.pending -= 1

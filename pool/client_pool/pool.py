@@ -23,8 +23,8 @@ import asyncio
 import math
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from pool._internal.log import get_logger, key_hint
@@ -32,10 +32,13 @@ from pool._internal.resource import AsyncResource
 from pool.cache import CredentialCache
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
+from pool.client_pool.lease import Lease
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import auth_error, retry_worthy
 from pool.client_pool.rotation import Gen, Rotator
 from pool.errors import ConfigurationError, PoolClosedError
+from pool.telemetry import Telemetry, default_telemetry
+from pool.telemetry.classify import pool_name
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -70,7 +73,10 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     ``drain_timeout`` bounds how long a replaced client waits for its leases
     (default: until shortly before its credentials expire). ``warmup_timeout``
     bounds one warm-up and how long :meth:`run` waits for a newer client;
-    ``close_timeout`` how long :meth:`aclose` waits for leases.
+    ``close_timeout`` how long :meth:`aclose` waits for leases. ``name``
+    (default: the URI's hosts) labels the pool's metrics and spans, reported
+    through ``telemetry`` (default: the global OpenTelemetry providers; see
+    :mod:`pool.telemetry`).
 
     Use it as ``async with ClientPool(...) as cp:``; event-loop only.
     """
@@ -86,6 +92,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        name: str | None = None,
+        telemetry: Telemetry | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -100,6 +108,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        name: str | None = None,
+        telemetry: Telemetry | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -113,6 +123,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        name: str | None = None,
+        telemetry: Telemetry | None = None,
         **client_options: Any,
     ) -> None:
         check_settings(
@@ -123,10 +135,12 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             close_timeout=close_timeout,
             options=client_options,
         )
+        telemetry = telemetry or default_telemetry()
         if isinstance(credentials, CredentialCache):
             self._cache, self._owns_cache = credentials, False
         elif callable(getattr(credentials, "fetch", None)):
-            self._cache, self._owns_cache = CredentialCache(credentials, owns_source=True), True
+            self._cache = CredentialCache(credentials, owns_source=True, telemetry=telemetry)
+            self._owns_cache = True
         else:
             raise ConfigurationError(
                 "credentials must be a pool.CredentialCache or a credential source "
@@ -135,6 +149,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self._warmup_timeout = warmup_timeout
         self._close_timeout = close_timeout
         self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
+        self._tel = telemetry.for_pool(name or pool_name(uri), self._book)
         self._rot = Rotator(
             uri=uri,
             driver=get_driver(driver),
@@ -143,12 +158,14 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             warmup_timeout=warmup_timeout,
             book=self._book,
             on_auth_failure=lambda creds: self._cache.invalidate(creds),
+            telemetry=self._tel,
         )
         self._state = "new"
         self._tasks: list[asyncio.Task[None]] = []
         self._closed_event = asyncio.Event()
         self._finisher: asyncio.Task[None] | None = None
         self._retries = 0
+        self._tel.retries = lambda: self._retries  # read by the run.retries instrument
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -284,24 +301,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         authentication failure (code 18) escaping the block invalidates that
         client's credentials in the cache, once per credential set.
         """
-        return self._client_cm()
-
-    @asynccontextmanager
-    async def _client_cm(self) -> AsyncIterator[ClientT]:
-        async with self._lease() as gen:
-            yield gen.handle.client
-
-    @asynccontextmanager
-    async def _lease(self) -> AsyncIterator[Gen]:
-        lease = self._book.acquire()
-        try:
-            yield lease.generation
-        except BaseException as exc:
-            self._report(lease.generation, exc)
-            raise
-        finally:
-            # Released synchronously first: a cancelled holder never keeps it.
-            await self._rot.close_gens(self._book.release(lease))
+        return Lease(self)
 
     async def run(self, fn: Callable[[ClientT], Awaitable[T]], *, retry: bool = True) -> T:
         """``await cp.run(lambda c: c.db.coll.find_one(...))``: one operation, retried right.
@@ -320,17 +320,29 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         remains is raised as :class:`pool.AuthenticationError` (the driver's
         error as cause).
         """
-        first: Gen | None = None
+        # The hot path: one acquire, one call, one release; no context manager object.
+        book = self._book
+        first = book.acquire_gen()
         try:
-            async with self._lease() as gen:
-                first = gen
-                return await fn(gen.handle.client)
-        except Exception as exc:
-            if first is None or not retry or not retry_worthy(first, exc):
+            return await fn(first.handle.client)
+        except BaseException as exc:
+            self._report(first, exc)
+            if not isinstance(exc, Exception) or not retry or not retry_worthy(first, exc):
                 if is_auth_failure(exc):
                     raise auth_error(first) from exc
                 raise
             failure = exc
+        finally:
+            # Released synchronously first: a cancelled caller never keeps it.
+            to_close = book.release_gen(first)
+            if to_close:
+                await self._rot.close_gens(to_close)
+        return await self._run_again(fn, first, failure)
+
+    async def _run_again(
+        self, fn: Callable[[ClientT], Awaitable[T]], first: Gen, failure: Exception
+    ) -> T:
+        """The retry of :meth:`run` on a newer generation than ``first``."""
         self._retries += 1
         _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
         if not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
@@ -339,15 +351,19 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal
                 raise auth_error(first) from failure
             raise failure
-        second: Gen | None = None
+        book = self._book
+        second = book.acquire_gen()
         try:
-            async with self._lease() as gen:
-                second = gen
-                return await fn(gen.handle.client)
-        except Exception as exc:
+            return await fn(second.handle.client)
+        except BaseException as exc:
+            self._report(second, exc)
             if is_auth_failure(exc):
                 raise auth_error(second) from exc
             raise
+        finally:
+            to_close = book.release_gen(second)
+            if to_close:
+                await self._rot.close_gens(to_close)
 
     def _report(self, gen: Gen, exc: BaseException) -> None:
         """Invalidate ``gen``'s credentials once when ``exc`` holds an auth failure."""
@@ -374,7 +390,10 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         ``dropped_leases``, ``rotations``, ``run_retries`` and
         ``partial_warmups`` count since start; ``credentials.remaining_s`` counts down to the
         serving client's credential expiry; ``last_warmup_error`` and
-        ``last_refresh_error`` say what went wrong last.
+        ``last_refresh_error`` say what went wrong last. ``last_warmup_s`` and
+        ``last_drain_s`` are the last warm-up's and drain's durations, and
+        ``refreshes`` counts credential fetches by outcome (``rotated``,
+        ``same``, ``failed``): the figures the metrics report (:mod:`pool.telemetry`).
         """
         now = time.monotonic()
         book = self._book.status(now)
@@ -398,7 +417,14 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 "remaining_s": None if remaining is None else round(remaining, 3),
             },
             "run_retries": self._retries,
+            "last_warmup_s": _rounded(self._tel.last_warmup_s),
+            "last_drain_s": _rounded(self._tel.last_drain_s),
+            "refreshes": cache.get("refreshes"),
             **self._rot.error_status(now),
             "last_refresh_error": cache.get("last_error"),
             "cache": cache,
         }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

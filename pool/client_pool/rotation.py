@@ -35,6 +35,8 @@ from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
 from pool.client_pool.generations import Generation, GenerationBook, swap_by
 from pool.credentials import Credentials
 from pool.errors import WarmupError
+from pool.telemetry import Telemetry
+from pool.telemetry.hooks import PoolTelemetry
 
 __all__ = ["BACKOFF_INITIAL", "BACKOFF_MAX", "Gen", "Rotator"]
 
@@ -59,6 +61,7 @@ class Rotator:
         warmup_timeout: float,
         book: GenerationBook[DriverClient],
         on_auth_failure: Callable[[Credentials], object] | None = None,
+        telemetry: PoolTelemetry | None = None,
     ) -> None:
         self.uri = uri
         self.driver = driver
@@ -67,6 +70,7 @@ class Rotator:
         self.warmup_timeout = warmup_timeout
         self.book = book
         self.on_auth_failure = on_auth_failure
+        self.telemetry = telemetry or Telemetry(enabled=False).for_pool("", book)
         self.closers: set[asyncio.Task[None]] = set()
         self._wanted: Credentials | None = None
         self._wanted_changed = asyncio.Event()
@@ -90,14 +94,19 @@ class Rotator:
         Raises :class:`pool.WarmupError` (or the driver adapter's
         :class:`pool.ConfigurationError`) and closes the new client on failure.
         """
+        self.telemetry.rotation_started(creds.source)
         self._rotating += 1
         try:
             gen = await self._build_and_warm(creds)
+        except BaseException as exc:
+            self.telemetry.rotation_failed(exc)
+            raise
         finally:
             self._rotating -= 1
             self.notify()  # wait_newer() looks at _rotating
         previous = self.book.current
         to_close = self.book.activate(gen, time.monotonic())
+        self.telemetry.rotated(gen, previous)
         self.failures_in_a_row = 0
         self.notify()
         self._deadlines_changed.set()
@@ -119,15 +128,19 @@ class Rotator:
             raise
         previous = self.book.current
         fill_until = None if previous is None else swap_by(previous.credentials)
+        self.telemetry.warmup_started(gen)
         try:
             full = await self.driver.warm(
                 handle, self.warm, within=self.warmup_timeout, fill_until=fill_until
             )
         except BaseException as exc:
-            if is_auth_failure(exc.__cause__ or exc):
+            refused = is_auth_failure(exc.__cause__ or exc)
+            self.telemetry.warmup_failed(exc, refused)
+            if refused:
                 self._refused(gen)
             await self.close_gens(self.book.abandon(gen))
             raise
+        self.telemetry.warmup_ended("full" if full else "partial")
         if not full:
             self.partial_warmups += 1
             _log.warning(
@@ -258,6 +271,7 @@ class Rotator:
     async def _close_clients(self, gens: list[Gen]) -> None:
         await asyncio.gather(*(self.driver.close(g.handle) for g in gens))
         for gen in gens:
+            self.telemetry.generation_closed(gen)
             _log.debug("pool.generation_closed", generation=gen.number, dropped=gen.dropped)
         self._gen_closed.set()
         self._gen_closed = asyncio.Event()
