@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pool._internal.redact import redact
+from pool.cli.bench.lease import LEASE_KEYS
 from pool.cli.bench.stats import Recorder
 
 ENVS = ["lambda", "ecs", "ec2", "eks_irsa", "eks_pod_identity", "assume_role"]
@@ -35,6 +36,7 @@ class Run:
     json_text: str
     markdown: str
     png: bytes
+    metrics: str  # the run's own Prometheus scrape, next to the JSON
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(
         proc.returncode, proc.stdout, proc.stderr, json.loads(text), text,
         paths["md"].read_text("utf-8"), paths["png"].read_bytes(),
+        paths["json"].with_suffix(".metrics.prom").read_text("utf-8"),
     )  # fmt: skip
 
 
@@ -70,7 +73,13 @@ def assert_p(value: Any, *, n: int | None = None) -> None:
 def test_json_has_exactly_the_documented_shape(run: Run) -> None:
     """The JSON's keys and types are exactly those the README documents, nothing more."""
     data = run.data
-    assert set(data) == {"meta", "environments", "rotation", "cache_get_ns"}
+    assert set(data) == {
+        "meta", "environments", "rotation", "cache_get_ns", "lease_ns", "lease", "exporters"
+    }  # fmt: skip
+    assert set(data["lease_ns"]) == set(LEASE_KEYS)
+    assert data["lease"]["ratio_client_before_vs_after"] > 0
+    assert set(data["exporters"]) == {"opentelemetry_exporter", "prometheus_client"}
+    assert "mongodb_aws_pool_rotations_total" in run.metrics
     meta = data["meta"]
     assert set(meta) == {"python", "pymongo", "motor", "aiobotocore", "profile", "quick"}
     assert all(isinstance(meta[k], str) for k in ("python", "pymongo", "motor", "aiobotocore"))

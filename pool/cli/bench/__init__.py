@@ -5,7 +5,11 @@
 2. credential fetch per environment: our sources against aiobotocore's providers;
 3. event-loop stall during (1), from a 1 ms ticker;
 4. rotation under load: warmed swap against naive rotation, both drivers;
-5. the cache hot path against aiobotocore's ``get_frozen_credentials()``.
+5. the cache hot path against aiobotocore's ``get_frozen_credentials()``;
+6. the lease hot path (``cp.client()``, ``cp.run()``) against bare context
+   managers and the driver, telemetry disabled / API without SDK / SDK, and
+   the Prometheus exporters' costs. With ``--json``, the run's own metrics
+   (a Prometheus scrape at the end) go to ``<json stem>.metrics.prom``.
 
 The stand-ins run in a child process (PyMongo's built-in lookup blocks the
 event loop it runs on). ``--profile aws`` adds latency at each endpoint (see
@@ -178,6 +182,9 @@ async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -
     _, done = progress.phase("cache hot path", 1)
     results.cache = await bench_hot_path(args.cache_batches or int(preset["cache_batches"] or 0))
     done("")
+    await _lease(args, results, progress, int(preset["cache_batches"] or 0))
+    # From here on every pool reports to an SDK: its scrape is written next to the JSON.
+    metrics = _metrics_endpoint()
     _, done = progress.phase("starting the stand-ins", 1)
     async with EmulatorProcess(command_delay=profile.command_delay,
                                faults=list(profile.faults)) as emulator:  # fmt: skip
@@ -187,6 +194,34 @@ async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -
                 results.envs[env] = await _environment(env, emulator, setup, samples, progress)
     # Last: it starts its own stand-ins and loads both CPUs.
     await _rotation(args, results, progress)
+    if metrics is not None:
+        results.metrics_text = metrics.scrape().decode()
+        metrics.close()
+
+
+async def _lease(args: argparse.Namespace, results: Any, progress: Progress, rounds: int) -> None:
+    """The lease hot path (both telemetry modes, side by side) and the exporters' costs."""
+    from pool.cli.bench.exporters import bench_exporters
+    from pool.cli.bench.lease import bench_lease, overheads
+
+    _, done = progress.phase("lease hot path", 1)
+    results.lease = await bench_lease(args.cache_batches or rounds)
+    results.lease_overheads = overheads(results.lease)
+    done(f"cp.client() {results.lease_overheads.get('client_no_sdk_us')} µs")
+    _, done = progress.phase("Prometheus exporters", 1)
+    results.exporters = await asyncio.to_thread(bench_exporters)
+    done("")
+
+
+def _metrics_endpoint() -> Any:
+    """A global SDK meter provider on a private Prometheus registry (no port), or None."""
+    from pool.errors import ConfigurationError
+    from pool.telemetry.prometheus import serve_prometheus
+
+    try:
+        return serve_prometheus(port=None)
+    except ConfigurationError:  # exporter not installed, or a provider exists already
+        return None
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -217,6 +252,9 @@ async def _write_outputs(
 
     if args.json is not None:
         await asyncio.to_thread(args.json.write_text, json.dumps(data, indent=2) + "\n", "utf-8")
+        if results.metrics_text:  # the run's own metrics, as Prometheus scraped them at the end
+            path = args.json.with_suffix(".metrics.prom")
+            await asyncio.to_thread(path.write_text, results.metrics_text, "utf-8")
     if args.markdown is not None:
         await asyncio.to_thread(args.markdown.write_text, md, "utf-8")
     if args.plot is not None:

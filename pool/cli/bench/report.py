@@ -13,6 +13,8 @@ from typing import Any
 
 from pool.cli.bench.fetch import FetchResult
 from pool.cli.bench.handshake import HandshakeResult
+from pool.cli.bench.lease import LEASE_KEYS
+from pool.cli.bench.report_telemetry import lease_markdown, lease_tables
 from pool.cli.bench.setup import ENVIRONMENTS, Profile
 from pool.cli.bench.stats import Percentiles, Recorder, Stat, ratio
 
@@ -48,6 +50,10 @@ class BenchResults:
     rotation_note: str | None = None
     rotation_error: str | None = None
     cache: dict[str, Recorder] = field(default_factory=dict)
+    lease: dict[str, Recorder] = field(default_factory=dict)
+    lease_overheads: dict[str, Any] = field(default_factory=dict)
+    exporters: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics_text: str = ""
     elapsed_s: float = 0.0
 
     @property
@@ -99,6 +105,9 @@ def to_json(results: BenchResults) -> dict[str, Any]:
             for driver in DRIVERS
         },
         "cache_get_ns": {key: _summary(results.cache.get(key)) for key in CACHE_KEYS},
+        "lease_ns": {key: _summary(results.lease.get(key)) for key in LEASE_KEYS},
+        "lease": dict(results.lease_overheads),
+        "exporters": dict(results.exporters),
     }
 
 
@@ -175,6 +184,7 @@ def markdown(results: BenchResults) -> str:
         r = "" if key == "aiobotocore" else fmt_ratio(ratio(boto, p, "p50"))
         out.append(f"| `{CACHE_LABELS[key]}` | {cells} | {p['n'] if p else '—'} | {r} |")
     out.append("")
+    out += lease_markdown(results.lease, results.lease_overheads, results.exporters)
     return "\n".join(out)
 
 
@@ -225,6 +235,7 @@ def rich_tables(results: BenchResults) -> list[Any]:
         tables.append(t)
     tables.append(_rotation_table(results))
     tables.append(_cache_table(results))
+    tables += lease_tables(results.lease, results.lease_overheads, results.exporters)
     return tables
 
 
