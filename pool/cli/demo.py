@@ -15,6 +15,7 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pool.cli.bench.setup import ENVIRONMENTS
@@ -44,6 +45,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.01,
         metavar="SECONDS",
         help="pause between a worker's insert+find rounds (default 0.01)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="also serve the pools' metrics for Prometheus at http://127.0.0.1:PORT/metrics",
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="PATH",
+        help="write the final Prometheus scrape of the pools' metrics to PATH",
     )
     p.add_argument(
         "--only",
@@ -89,7 +102,9 @@ def _source_for(env: str, emulator: Any) -> Any:
     )
 
 
-async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: float) -> None:
+async def _run_env(
+    row: Row, emulator: Any, args: argparse.Namespace, seconds: float, telemetry: Any = None
+) -> None:
     from pool.cli.bench.stats import summarize_ms
     from pool.client_pool import ClientPool
 
@@ -104,6 +119,8 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
                 credentials=source,
                 driver=args.driver,
                 warm_connections=4,
+                name=row.env,
+                telemetry=telemetry,
                 event_listeners=[listener],
             ) as cp:
                 work = Workload(cp.run, tag=row.env, workers=args.workers, pause=args.pause)
@@ -186,10 +203,18 @@ def _results_table(rows: list[Row]) -> Any:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.live import Live
 
+    from pool.cli.demo_panel import MetricsPanel
     from pool.standins.process import EmulatorProcess
+
+    panel = MetricsPanel(args.metrics_port)
+
+    def view() -> Any:
+        live_panel = panel.table()
+        table = _progress_table(rows)
+        return table if live_panel is None else Group(table, live_panel)
 
     envs = args.only or list(ENVIRONMENTS)
     rows = [Row(env) for env in envs]
@@ -200,23 +225,33 @@ async def _demo(args: argparse.Namespace) -> int:
         f"Stand-ins on loopback; credentials live {args.lifetime:g} s; {args.workers} workers; "
         f"driver {args.driver}; {per_env:.0f} s per environment."
     )
-    async with EmulatorProcess(lifetime=args.lifetime, command_delay=0.002) as emulator:
-        with Live(
-            _progress_table(rows),
-            console=console,
-            refresh_per_second=4,
-            transient=not console.is_terminal,
-        ) as live:
-            for row in rows:
-                task = asyncio.create_task(_run_env(row, emulator, args, per_env))
-                while not task.done():
-                    live.update(_progress_table(rows))
-                    if not console.is_terminal:
-                        console.print(_plain_line(row), highlight=False)
-                    await asyncio.wait({task}, timeout=1.0 if console.is_terminal else 2.0)
-                await task
-            live.update(_progress_table(rows))
+    try:
+        async with EmulatorProcess(lifetime=args.lifetime, command_delay=0.002) as emulator:
+            with Live(
+                view(),
+                console=console,
+                refresh_per_second=4,
+                transient=not console.is_terminal,
+            ) as live:
+                for row in rows:
+                    task = asyncio.create_task(
+                        _run_env(row, emulator, args, per_env, panel.telemetry)
+                    )
+                    while not task.done():
+                        live.update(view())
+                        if not console.is_terminal:
+                            console.print(_plain_line(row), highlight=False)
+                        await asyncio.wait({task}, timeout=1.0 if console.is_terminal else 2.0)
+                    await task
+                live.update(view())
+        if args.metrics is not None:
+            await asyncio.to_thread(args.metrics.write_text, panel.scrape(), "utf-8")
+        final_panel = panel.table()
+    finally:
+        panel.close()
     console.print(_results_table(rows))
+    if final_panel is not None:
+        console.print(final_panel)
     if "lambda" in envs:
         console.print(
             "Lambda: the sandbox's variables hold one credential set for its whole life, "

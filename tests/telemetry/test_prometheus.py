@@ -111,3 +111,25 @@ def test_a_configured_global_provider_is_not_overridden(monkeypatch: pytest.Monk
     with pytest.raises(ConfigurationError, match="PrometheusMetricReader"):
         serve_prometheus(port=None)
     provider.shutdown()
+
+
+async def test_demo_panel_reads_the_pools_back_from_the_scrape(
+    mongo: MongoStandIn, authority: CredentialAuthority
+) -> None:
+    """The demo's live panel shows expiry, rotations, leases and connections per generation."""
+    from pool.cli.demo_panel import MetricsPanel
+
+    panel = MetricsPanel()
+    try:
+        async with ClientPool(
+            mongo.uri, credentials=MintingSource(authority, lifetime=900), name="ecs",
+            telemetry=panel.telemetry, warm_connections=2, **FAST,
+        ) as cp, cp.client():  # fmt: skip
+            row = panel.rows()["ecs"]
+            assert panel.table() is not None
+    finally:
+        panel.close()
+    assert 0 < row["expires_in"] <= 901
+    assert row["rotations"] == {"swapped": 1.0}
+    assert row["leases"] == {"active": 1.0, "draining": 0.0}
+    assert set(row["conns"]) == {"1"} and row["conns"]["1"]["used"] == 0
