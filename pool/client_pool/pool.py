@@ -165,7 +165,6 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self._closed_event = asyncio.Event()
         self._finisher: asyncio.Task[None] | None = None
         self._retries = 0
-        self._tel.retries = lambda: self._retries  # read by the run.retries instrument
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -251,6 +250,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 await self._cache.aclose()
         finally:
             self._state = "closed"
+            self._tel.closed()
             self._closed_event.set()
 
     async def wait_for_generation(self, number: int) -> int:
@@ -344,6 +344,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     ) -> T:
         """The retry of :meth:`run` on a newer generation than ``first``."""
         self._retries += 1
+        self._tel.run_retried()
         _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
         if not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
             if self._book.closed:

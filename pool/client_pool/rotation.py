@@ -251,6 +251,7 @@ class Rotator:
         expired = self.book.expire(now)
         for gen in expired:
             if gen.dropped:
+                self.telemetry.leases_dropped(gen.dropped)
                 _log.warning(
                     "pool.leases_dropped",
                     generation=gen.number,

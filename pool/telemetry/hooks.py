@@ -97,14 +97,12 @@ class PoolTelemetry:
     """The instruments one client pool reports through, and its observable callbacks.
 
     ``view`` is the pool's :class:`~pool.client_pool.generations.GenerationBook`
-    (read-only here: ``generations``, ``current``, ``dropped_total``) and
-    ``retries`` a callable returning ``run()``'s retry count. Rotations run
-    one at a time per pool, so the one under way is kept here.
+    (read-only here: ``generations``, ``current``). Rotations run one at a
+    time per pool, so the one under way is kept here.
     """
 
     def __init__(self, tel: Telemetry, name: str, view: Any) -> None:
         self.tel, self.name, self.book = tel, name, view
-        self.retries: Any = lambda: 0
         self.attrs = {**DB, P + "pool.name": name}
         self.last_warmup_s: float | None = None
         self.last_drain_s: float | None = None
@@ -159,6 +157,11 @@ class PoolTelemetry:
     def rotated(self, gen: Any, previous: Any) -> None:
         """``gen`` serves now; ``previous`` (if any) starts draining."""
         span = self._rotation
+        if str(gen.state) == "closed":  # the pool closed while it warmed: never served
+            self._count_rotation("cancelled")
+            _end(span, "cancelled")
+            self._rotation = _otel.NULL_SPAN
+            return
         span.add_event("swap", {P + "generation": gen.number})
         self._count_rotation("swapped")
         if previous is not None:
@@ -182,6 +185,18 @@ class PoolTelemetry:
 
     def _count_rotation(self, outcome: str) -> None:
         self.tel.i[P + "rotations"].add(1, {**self.attrs, P + "outcome": outcome})
+
+    def leases_dropped(self, count: int) -> None:
+        """``count`` leases were still open when their generation's drain deadline closed it."""
+        self.tel.i[P + "lease.drops"].add(count, self.attrs)
+
+    def run_retried(self) -> None:
+        """``run()`` is calling its function again, on a newer client."""
+        self.tel.i[P + "run.retries"].add(1, self.attrs)
+
+    def closed(self) -> None:
+        """The pool closed: its observable series end here."""
+        self.tel.unregister(self)
 
     def generation_closed(self, gen: Any) -> None:
         """``gen``'s client was closed; ends its drain if it was replaced by a rotation."""
@@ -243,12 +258,6 @@ class PoolTelemetry:
                 held[state] += gen.leases
         for state, value in held.items():
             yield value, {**self.attrs, P + "generation.state": state}
-
-    def lease_drops(self) -> Observations:
-        yield self.book.dropped_total, self.attrs
-
-    def run_retries(self) -> Observations:
-        yield self.retries(), self.attrs
 
 
 def _cancelled(exc: BaseException) -> bool:

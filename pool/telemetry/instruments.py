@@ -10,8 +10,9 @@ into ``mongodb_aws_pool_credential_refreshes_total`` and durations into
 
 Per-lease and per-connection counts are *observable* instruments: their
 callbacks read, at collection time, counters the pool keeps anyway, so a
-lease costs nothing more with instruments in place. Only rare events
-(a fetch, a rotation, a connection opened) call an instrument.
+lease costs nothing more with instruments in place. Only rare events (a
+fetch, a rotation, a dropped lease, a ``run()`` retry, a connection opened
+or checked out) call an instrument.
 """
 
 from __future__ import annotations
@@ -72,11 +73,9 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
         "observable_up_down_counter", "{lease}", "Leases held, by generation state.",
     ),
     P + "lease.drops": (
-        "observable_counter", "{lease}", "Leases whose client was closed at the drain deadline.",
+        "counter", "{lease}", "Leases whose client was closed at the drain deadline.",
     ),
-    P + "run.retries": (
-        "observable_counter", "{retry}", "run() calls retried on a newer client.",
-    ),
+    P + "run.retries": ("counter", "{retry}", "run() calls retried on a newer client."),
 }  # fmt: skip
 
 
@@ -114,8 +113,6 @@ class Telemetry:
             "db.client.connection.pending_requests": self._observe_pending,
             P + "credential.time_to_expiry": self._observe_expiry,
             P + "lease.count": self._observe_leases,
-            P + "lease.drops": self._observe_drops,
-            P + "run.retries": self._observe_retries,
         }
         for name, (kind, unit, description) in INSTRUMENTS.items():
             if kind == "histogram":
@@ -146,6 +143,10 @@ class Telemetry:
             self._pools.add(tel)
         return tel
 
+    def unregister(self, pool: PoolTelemetry) -> None:
+        """A pool closed: its observable series end (its counters stay)."""
+        self._pools.discard(pool)
+
     def pools(self) -> list[PoolTelemetry]:
         """The pools registered and still alive."""
         return list(self._pools)
@@ -172,12 +173,6 @@ class Telemetry:
 
     def _observe_leases(self, _options: Any) -> Iterable[Any]:
         return list(self._observations("lease_counts"))
-
-    def _observe_drops(self, _options: Any) -> Iterable[Any]:
-        return list(self._observations("lease_drops"))
-
-    def _observe_retries(self, _options: Any) -> Iterable[Any]:
-        return list(self._observations("run_retries"))
 
 
 _default: Telemetry | None = None

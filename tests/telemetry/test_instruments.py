@@ -62,12 +62,25 @@ async def _scripted_life(
     )
     with pytest.raises(CredentialFetchError):
         await cache.refresh()
-    # 5. A lease that outlives its generation's drain deadline (2 s) is dropped.
-    async with cp.client():
-        await rotate(cp, cache)
-        await until(lambda: cp.status()["dropped_leases"] == 1)
+    # 5. A run() whose lease outlives generation 4's drain deadline (2 s): dropped, its
+    # client closed under it, so run() retries once on generation 5.
+    calls: list[Any] = []
+    dropped = asyncio.Event()
+
+    async def op(client: Any) -> Any:
+        calls.append(client)
+        if len(calls) == 1:
+            await dropped.wait()
+        return await client.db.t.find_one({})
+
+    task = asyncio.create_task(cp.run(op))
+    await until(lambda: bool(calls))
+    await rotate(cp, cache)
+    await until(lambda: cp.status()["dropped_leases"] == 1)
     await until(lambda: not cp._rot.closers)  # generation 4's client closed: its drain ended
-    await cp.run(lambda c: c.db.t.find_one({}))
+    dropped.set()
+    await task
+    assert len(calls) == 2 and cp.status()["run_retries"] == 1
 
 
 async def test_every_instrument_reports_the_expected_values(
@@ -104,7 +117,7 @@ async def test_every_instrument_reports_the_expected_values(
     assert values(points[P + "warmup.duration"], P + "outcome") == {("full",): 4, ("refused",): 1}
     assert values(points[P + "drain.duration"], P + "outcome") == {("drained",): 2, ("dropped",): 1}
     assert values(points[P + "lease.drops"]) == {(): 1}
-    assert values(points[P + "run.retries"]) == {(): 0}
+    assert values(points[P + "run.retries"]) == {(): 1}
     leases = values(points[P + "lease.count"], P + "generation.state")
     assert leases == {("active",): 0, ("draining",): 0}
     (expiry,) = points[P + "credential.time_to_expiry"]

@@ -52,6 +52,8 @@ LEASE_LABELS: dict[str, str] = {
     "run_disabled": "cp.run(fn), telemetry disabled",
     "run_no_sdk": "cp.run(fn), OpenTelemetry API, no SDK",
     "run_sdk": "cp.run(fn), OpenTelemetry SDK collecting",
+    "cache_current_disabled": "cache.current, telemetry disabled",
+    "cache_current_no_sdk": "cache.current, OpenTelemetry API, no SDK",
     "driver_direct": "client.db.c.find_one() directly",
     "driver_run": "cp.run(find_one)",
 }
@@ -158,6 +160,17 @@ def _contenders(pools: dict[str, ClientPool[Any]]) -> dict[str, Callable[[], Awa
     return out
 
 
+def _reader(cache: CredentialCache) -> Callable[[], Credentials]:
+    return lambda: cache.current
+
+
+def _sync_batch(fn: Callable[[], Any], n: int = BATCH) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter_ns() - start) / n
+
+
 async def _batch(fn: Callable[[], Awaitable[Any]], n: int) -> float:
     start = time.perf_counter_ns()
     for _ in range(n):
@@ -202,6 +215,9 @@ async def bench_lease(rounds: int = 100, driver: str = "pymongo") -> dict[str, R
                 for key, fn in contenders.items():
                     n = DRIVER_BATCH if key.startswith("driver_") else BATCH
                     samples[key].append(await _batch(fn, n))
+                for mode in ("disabled", "no_sdk"):  # synchronous: timed without an await
+                    current = _reader(pools[mode].cache)
+                    samples[f"cache_current_{mode}"].append(_sync_batch(current))
     finally:
         provider.shutdown()
     out = {}
@@ -228,7 +244,7 @@ def overheads(recs: dict[str, Recorder]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key in LEASE_KEYS:
         m = med(key)
-        if m is None or key.startswith("driver_") or key == "direct":
+        if m is None or key.startswith(("driver_", "cache_")) or key == "direct":
             continue
         over = m - direct if key.startswith("run_") else m
         out[f"{key}_us"] = round(over / 1000, 3)
@@ -246,6 +262,10 @@ def overheads(recs: dict[str, Recorder]) -> dict[str, float | None]:
     out["ratio_client_no_sdk_vs_disabled"] = div("client_no_sdk_us", "client_disabled_us")
     out["ratio_client_sdk_vs_disabled"] = div("client_sdk_us", "client_disabled_us")
     out["ratio_run_no_sdk_vs_disabled"] = div("run_no_sdk_us", "run_disabled_us")
+    c_off, c_on = med("cache_current_disabled"), med("cache_current_no_sdk")
+    out["ratio_cache_current_no_sdk_vs_disabled"] = (
+        None if not c_off or c_on is None else round(c_on / c_off, 2)
+    )
     d_direct, d_run = med("driver_direct"), med("driver_run")
     out["ratio_driver_run_vs_direct"] = (
         None if not d_direct or d_run is None else round(d_run / d_direct, 3)

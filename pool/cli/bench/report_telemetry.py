@@ -17,6 +17,7 @@ _RATIOS = {
     "ratio_client_no_sdk_vs_disabled": "cp.client(): API, no SDK ÷ disabled",
     "ratio_client_sdk_vs_disabled": "cp.client(): SDK collecting ÷ disabled",
     "ratio_run_no_sdk_vs_disabled": "cp.run(fn): API, no SDK ÷ disabled",
+    "ratio_cache_current_no_sdk_vs_disabled": "cache.current: API, no SDK ÷ disabled",
     "ratio_driver_run_vs_direct": "cp.run(find_one) ÷ find_one directly",
 }
 _EXPORTER_ROWS = (
