@@ -7,6 +7,8 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
+
 from pool import ClientPool, CredentialCache
 from pool.errors import CredentialFetchError
 from pool.standins.authority import CredentialAuthority
@@ -79,6 +81,21 @@ async def test_leases_and_run_call_no_instrument(
                 pass
             await cp.run(nothing)
     assert {n: c.calls for n, c in counting.items() if c.calls} == {}
+
+
+async def test_a_lease_is_one_slotted_object(
+    mongo: MongoStandIn, authority: CredentialAuthority
+) -> None:
+    """cp.client() allocates one object without a __dict__, and never reuses it twice."""
+    async with ClientPool(
+        mongo.uri, credentials=MintingSource(authority), warm_connections=1, **FAST
+    ) as cp:
+        lease = cp.client()
+        assert not hasattr(lease, "__dict__")
+        async with lease:
+            with pytest.raises(RuntimeError, match="twice"):
+                await lease.__aenter__()
+        assert cp.status()["leases"] == {"1": 0}
 
 
 def test_refresh_reasons() -> None:
