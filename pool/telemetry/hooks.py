@@ -218,10 +218,9 @@ class PoolTelemetry:
 
     def connection_counts(self) -> Observations:
         for gen in self._generations():
-            snap = gen.handle.monitor.snapshot()
+            opened, used, _ = _counts(gen.handle.monitor)
             name = self.pool_name(gen.number)
-            used = snap["in_use"]
-            for state, value in (("idle", max(0, snap["open"] - used)), ("used", used)):
+            for state, value in (("idle", max(0, opened - used)), ("used", used)):
                 yield (
                     value,
                     {
@@ -233,16 +232,15 @@ class PoolTelemetry:
 
     def connection_max(self) -> Observations:
         for gen in self._generations():
-            sink = gen.handle.monitor.sink
+            sink = getattr(gen.handle.monitor, "sink", None)
             if sink is not None:
-                yield sink.max_size, {**DB, "db.client.connection.pool.name": self.pool_name(
-                    gen.number
-                )}  # fmt: skip
+                name = self.pool_name(gen.number)
+                yield sink.max_size, {**DB, "db.client.connection.pool.name": name}
 
     def pending_requests(self) -> Observations:
         for gen in self._generations():
             name = self.pool_name(gen.number)
-            yield gen.handle.monitor.pending, {**DB, "db.client.connection.pool.name": name}
+            yield _counts(gen.handle.monitor)[2], {**DB, "db.client.connection.pool.name": name}
 
     def time_to_expiry(self) -> Observations:
         current = self.book.current
@@ -258,6 +256,14 @@ class PoolTelemetry:
                 held[state] += gen.leases
         for state, value in held.items():
             yield value, {**self.attrs, P + "generation.state": state}
+
+
+def _counts(monitor: Any) -> tuple[int, int, int]:
+    """(open, in use, pending) from a monitor's snapshot, a dict or a typed record."""
+    snap = monitor.snapshot()
+    if isinstance(snap, dict):
+        return snap.get("open", 0), snap.get("in_use", 0), snap.get("pending", 0)
+    return snap.open, snap.in_use, getattr(snap, "pending", 0)
 
 
 def _cancelled(exc: BaseException) -> bool:
