@@ -49,6 +49,13 @@ def test_the_core_install_runs_without_opentelemetry() -> None:
     assert "False {'rotated': 1, 'same': 0, 'failed': 0}" in done.stdout.splitlines()
 
 
+def test_import_pool_imports_no_opentelemetry() -> None:
+    """`import pool` stays cheap: OpenTelemetry loads with the first pool or cache, not before."""
+    code = "import sys, pool; print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 class _Counting:
     """An instrument that counts its calls."""
 

@@ -209,7 +209,8 @@ async def _lease(args: argparse.Namespace, results: Any, progress: Progress, rou
     results.lease_overheads = overheads(results.lease)
     done(f"cp.client() {results.lease_overheads.get('client_no_sdk_us')} µs")
     _, done = progress.phase("Prometheus exporters", 1)
-    results.exporters = await asyncio.to_thread(bench_exporters)
+    quick = bool(args.quick or args.cache_batches)
+    results.exporters = await asyncio.to_thread(bench_exporters, 1 if quick else 3)
     done("")
 
 

@@ -35,10 +35,10 @@ _IMPORTS = {
 }
 
 
-def _import_ms(statement: str) -> float:
+def _import_ms(statement: str, runs: int = IMPORT_RUNS) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     best = float("inf")
-    for _ in range(IMPORT_RUNS):
+    for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
         )
@@ -122,12 +122,12 @@ def _prometheus_client() -> dict[str, float]:
     }
 
 
-def bench_exporters() -> dict[str, dict[str, float]]:
+def bench_exporters(import_runs: int = IMPORT_RUNS) -> dict[str, dict[str, float]]:
     """``{"opentelemetry_exporter": {...}, "prometheus_client": {...}}``, measured in one run."""
     otel = _otel()
     otel["observe_counter_api_no_sdk_ns"] = _otel_api_only()
-    otel["import_ms"] = _import_ms(_IMPORTS["opentelemetry_sdk_prometheus_exporter"])
-    otel["import_api_ms"] = _import_ms(_IMPORTS["opentelemetry_api"])
+    otel["import_ms"] = _import_ms(_IMPORTS["opentelemetry_sdk_prometheus_exporter"], import_runs)
+    otel["import_api_ms"] = _import_ms(_IMPORTS["opentelemetry_api"], import_runs)
     prom = _prometheus_client()
-    prom["import_ms"] = _import_ms(_IMPORTS["prometheus_client"])
+    prom["import_ms"] = _import_ms(_IMPORTS["prometheus_client"], import_runs)
     return {"opentelemetry_exporter": otel, "prometheus_client": prom}
