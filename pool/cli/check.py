@@ -119,26 +119,21 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
     return "See the message above; rerun with -vv for the log."
 
 
-async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> str:
-    import aioboto3
-    from botocore.config import Config
+async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> tuple[str, str]:
+    """(caller ARN, endpoint description) from STS ``GetCallerIdentity`` signed with ``creds``."""
+    from pool.sources._http import HttpSettings
+    from pool.sources._sts import StsClient
+    from pool.sources._sts_endpoint import resolve_sts_endpoint
 
-    from pool.sources._sts import sts_location
-
-    region, endpoint = sts_location(environ)
-    session = aioboto3.Session()
-    cfg = Config(connect_timeout=limit_s, read_timeout=limit_s, retries={"max_attempts": 1})
-    async with session.client(
-        "sts",
-        region_name=region,
-        endpoint_url=endpoint,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        aws_session_token=creds.session_token,
-        config=cfg,
-    ) as sts:
-        answer = await sts.get_caller_identity()
-    return str(answer["Arn"])
+    endpoint = resolve_sts_endpoint(environ)
+    settings = HttpSettings(connect_timeout=limit_s, timeout=limit_s, attempts=1)
+    sts = StsClient(source="check", endpoint=endpoint, signed=True, settings=settings)
+    try:
+        answer = await sts.call("GetCallerIdentity", credentials=creds, secrets=())
+    finally:
+        await sts.aclose()
+    where = f"{sts.where} ({endpoint.how}, signed for {endpoint.region})"
+    return str(answer.get("Arn", "")), where
 
 
 async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float]:
@@ -225,7 +220,7 @@ async def _whoami(
 ) -> str | None:
     """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning)."""
     try:
-        arn = await _identity(creds, environ, limit_s)
+        arn, where = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
@@ -236,7 +231,7 @@ async def _whoami(
         )
         return None
     role = iam_role_arn(arn)
-    report.step("identity", True, arn, f"Atlas database user to map: {role}")
+    report.step("identity", True, arn, f"Atlas database user to map: {role}\nSTS endpoint: {where}")
     return role
 
 

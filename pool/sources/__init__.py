@@ -2,12 +2,13 @@
 
 A source is anything with ``name`` and ``async def fetch() -> Credentials``
 (:class:`CredentialSource`). The built-in ones are async context managers whose
-``aclose()`` releases their HTTP session or STS client.
+``aclose()`` releases their HTTP session.
 
-Importing this package loads neither boto3, botocore, aiobotocore, aioboto3
-nor aiohttp: the STS sources import them on first use, the HTTP sources
-import aiohttp on their first request (both in a worker thread, never on the
-event loop), so the Lambda path (:class:`EnvironmentSource`) stays cheap.
+Importing this package loads neither boto3, botocore nor aiohttp: every HTTP
+source (the STS ones included) imports aiohttp on its first request, the
+signed STS call imports botocore's signer on its first use (both in a worker
+thread, never on the event loop), so the Lambda path
+(:class:`EnvironmentSource`) stays cheap.
 """
 
 from __future__ import annotations

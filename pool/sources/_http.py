@@ -49,7 +49,9 @@ __all__ = [
 _log = get_logger("pool.sources")
 T = TypeVar("T")
 # Header values that are credentials: never quoted, even from a third party's error text.
-_SECRET_HEADERS = frozenset({"authorization", "x-aws-ec2-metadata-token"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-aws-ec2-metadata-token", "x-amz-security-token", "x-amz-sso_bearer_token"}
+)
 _aiohttp: ModuleType | None = None
 
 
@@ -216,13 +218,21 @@ class HttpClient:
         self.connections_opened += 1
 
     async def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], what: str
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        what: str,
+        data: bytes | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> HttpResponse:
-        """Send one request (no retry) and read its body.
+        """Send one request (no retry), with ``data`` as its body, and read the answer.
 
         Timeouts and connection failures become retryable
         :class:`CredentialFetchError`; an oversized body a non-retryable one.
-        ``what`` names the step for messages (e.g. ``"token PUT"``).
+        ``what`` names the step for messages (e.g. ``"token PUT"``); ``secrets``
+        (e.g. a token in ``data``) are never quoted from a transport error.
         Raises :class:`pool.PoolClosedError` after :meth:`aclose`.
         """
         session = await self._get_session()
@@ -233,18 +243,23 @@ class HttpClient:
         self.requests_sent += 1
         try:
             async with session.request(
-                method, url, headers=dict(headers), allow_redirects=False, timeout=timeout
+                method,
+                url,
+                headers=dict(headers),
+                data=data,
+                allow_redirects=False,
+                timeout=timeout,
             ) as resp:
                 body = await _read_capped(resp.content, s.max_body + 1)
                 status, resp_headers = resp.status, dict(resp.headers)
         except (TimeoutError, aio.ClientError, ValueError) as exc:
             # ValueError: yarl refusing the URL (e.g. a host IDNA cannot encode).
             parts = urlsplit(url)
-            secrets: list[str | None] = [
+            hidden: list[str | None] = [
                 v for k, v in headers.items() if k.lower() in _SECRET_HEADERS
             ]
-            secrets += [parts.query, parts.password]
-            raise self._transport_error(exc, what, where, secrets) from exc
+            hidden += [parts.query, parts.password, *secrets]
+            raise self._transport_error(exc, what, where, hidden) from exc
         if len(body) > s.max_body:
             raise CredentialFetchError(
                 f"{self.source}: {what} to {where} returned a body larger than "
