@@ -19,6 +19,7 @@ from pool.sources.container import ContainerSource
 from pool.sources.detect import from_environment
 from pool.sources.environment import EnvironmentSource
 from pool.sources.instance_metadata import InstanceMetadataSource
+from pool.sources.profile import ProfileSource
 from pool.sources.static import StaticSource
 from pool.sources.web_identity import WebIdentitySource
 
@@ -28,6 +29,7 @@ __all__ = [
     "CredentialSource",
     "EnvironmentSource",
     "InstanceMetadataSource",
+    "ProfileSource",
     "SourceBase",
     "StaticSource",
     "WebIdentitySource",
