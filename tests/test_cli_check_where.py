@@ -7,7 +7,7 @@ from pool.sources._sts_endpoint import resolve_sts_endpoint
 
 
 def test_endpoint_in_another_region_than_the_signing_one_fails() -> None:
-    """AWS_ENDPOINT_URL_STS in eu-west-1 with AWS_REGION us-east-2: a failing finding with the fix."""
+    """An override in eu-west-1 signed for us-east-2: a failing finding with the fix."""
     env = {"AWS_REGION": "us-east-2", "AWS_ENDPOINT_URL_STS": "https://sts.eu-west-1.amazonaws.com"}
     rows = region_findings(resolve_sts_endpoint(env))
     assert [ok for ok, _, _ in rows] == [False]

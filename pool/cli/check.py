@@ -191,7 +191,7 @@ def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]
     }
     try:
         if args.profile:
-            source = ProfileSource(args.profile, environ=environ)
+            source: Any = ProfileSource(args.profile, environ=environ)
             why = f"--profile {args.profile}"
         elif args.source == "auto":
             source = from_environment(environ)

@@ -96,7 +96,11 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
     row.state, row.started = "running", time.monotonic()
     listener = HandshakeListener()
     base_env = "ec2" if row.env == "assume_role" else row.env
-    with patched_environ(emulator.env_for(base_env)):
+    # The laptop runs the SSO profile: AWS_PROFILE, HOME and the two files.
+    variables = (
+        emulator.info["laptop"]["sso"] if row.env == "laptop" else emulator.env_for(base_env)
+    )
+    with patched_environ(variables):
         source = TimedSource(_source_for(row.env, emulator))
         try:
             async with ClientPool(

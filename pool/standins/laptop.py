@@ -131,7 +131,10 @@ class DeveloperHome:
         path.chmod(0o600)
 
     def _helper(self, mode: str) -> str:
-        argv = [sys.executable, "-m", "pool.standins.credential_process", "--url",
+        # Run as a script (stdlib only), not with -m: no import of the pool package,
+        # no PYTHONPATH needed, and a start-up as short as a real helper's.
+        script = Path(__file__).with_name("credential_process.py")
+        argv = [sys.executable, str(script), "--url",
                 self.aws.ecs_full_uri, "--token-file", str(self.aws_dir / "helper-token"),
                 "--mode", mode]  # fmt: skip
         return shlex.join(argv)

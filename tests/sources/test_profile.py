@@ -7,6 +7,8 @@ is never read.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from pool import ConfigurationError, CredentialFetchError, NoCredentialsFoundError
@@ -211,3 +213,26 @@ async def test_profile_region_picks_the_regional_sts_endpoint(home: DeveloperHom
     inner = await source._resolved()
     assert inner.sts.url == "https://sts.eu-central-1.amazonaws.com/"  # type: ignore[attr-defined]
     await source.aclose()
+
+
+async def test_cancelled_fetch_kills_the_helper(
+    home: DeveloperHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch cancelled (asyncio.timeout) while the helper hangs kills it and returns at once."""
+    import asyncio
+
+    from pool.sources._process import CredentialProcessSource
+
+    started: list[subprocess.Popen[bytes]] = []
+    original = CredentialProcessSource._start
+
+    def spy(self: CredentialProcessSource) -> subprocess.Popen[bytes]:
+        started.append(original(self))
+        return started[-1]
+
+    monkeypatch.setattr(CredentialProcessSource, "_start", spy)
+    async with _source(home, "process-hang", process_timeout=30.0) as source:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await source.fetch()
+    assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
