@@ -61,3 +61,11 @@ async def test_no_shared_files_means_no_profile(tmp_path: Path, aws: AwsStandIns
     assert isinstance(from_environment(env), ContainerSource)
     assert isinstance(from_environment(env | {"AWS_PROFILE": "x"}, include_profile=False),
                       ContainerSource)  # fmt: skip
+
+
+async def test_devnull_shared_files_keep_the_real_home_out(aws: AwsStandIns) -> None:
+    """AWS_CONFIG_FILE/AWS_SHARED_CREDENTIALS_FILE = os.devnull: no profile, whatever HOME holds."""
+    import os
+
+    env = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    assert isinstance(from_environment(env | aws.env_for("ecs")), ContainerSource)
