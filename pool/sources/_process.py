@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import subprocess
+import threading
 from collections.abc import Mapping
 
 import anyio
@@ -87,25 +88,58 @@ class CredentialProcessSource(SourceBase):
         # Started and waited for in worker threads, not with asyncio's subprocess
         # support: Popen's fork/exec of a large process runs on the calling thread
         # and was measured to hold the event loop 5-28 ms per start.
+        proc = await self._spawn()
+        out, err = await self._wait(proc)
+        return proc.returncode, out, err
+
+    async def _spawn(self) -> subprocess.Popen[bytes]:
+        """Popen in a worker thread; a cancellation meanwhile kills what it started."""
+        started: list[subprocess.Popen[bytes]] = []
+        start_ended = threading.Event()
+
+        def start() -> subprocess.Popen[bytes]:
+            try:
+                started.append(self._start())
+                return started[0]
+            finally:
+                start_ended.set()
+
         try:
-            proc = await anyio.to_thread.run_sync(self._start)
+            return await anyio.to_thread.run_sync(start)
         except OSError as exc:
             raise self._error(
                 f"could not be started: {exc.strerror or type(exc).__name__}; check the path "
                 "and that it is executable",
                 "ProcessNotStarted",
             ) from None
+        except BaseException:
+            # Cancelled while Popen ran in its thread (asyncio's cancellation can get
+            # through anyio's shield): wait for it, then kill what it started.
+            await finish(anyio.to_thread.run_sync(start_ended.wait))
+            for orphan in started:
+                orphan.kill()
+                await finish(anyio.to_thread.run_sync(orphan.communicate))
+            raise
+
+    async def _wait(self, proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+        """Its output, read in a worker thread; timed out or cancelled, it is killed."""
+        done = threading.Event()
+
+        def communicate() -> tuple[bytes, bytes]:
+            try:
+                return proc.communicate(timeout=self.timeout)
+            finally:
+                done.set()
+
         try:
-            out, err = await anyio.to_thread.run_sync(
-                lambda: proc.communicate(timeout=self.timeout), abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(communicate, abandon_on_cancel=True)
         except BaseException:
             # Timed out or cancelled: the helper must not outlive the fetch. The kill
-            # also ends the abandoned thread's communicate().
+            # also ends a cancelled (abandoned) communicate(); only then is the helper
+            # reaped here, since two threads reading its pipes would race.
             proc.kill()
-            await finish(anyio.to_thread.run_sync(proc.communicate))
+            await finish(anyio.to_thread.run_sync(_reap, proc, done))
             raise
-        return proc.returncode, out, err
 
     async def _fetch(self) -> Credentials:
         try:
@@ -159,3 +193,10 @@ class CredentialProcessSource(SourceBase):
         if expiration is None:
             return creds
         return ensure_not_expired(creds, endpoint=f"credential_process {self.argv[0]!r}")
+
+
+def _reap(proc: subprocess.Popen[bytes], reader_done: threading.Event) -> None:
+    """Wait for the reader thread to end, then collect the killed helper (no zombie)."""
+    reader_done.wait()
+    if proc.returncode is None:
+        proc.communicate()  # after TimeoutExpired: drain the pipes and wait, as subprocess.run

@@ -236,3 +236,57 @@ async def test_cancelled_fetch_kills_the_helper(
             async with asyncio.timeout(0.5):
                 await source.fetch()
     assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
+
+
+async def test_files_are_parsed_off_the_loop_once(
+    home: DeveloperHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared files are parsed in a worker thread, once per source, not per fetch."""
+    import threading
+
+    from pool.sources import _shared_config
+
+    threads: list[threading.Thread] = []
+    original = _shared_config._load
+
+    def spy(*args: object) -> object:
+        threads.append(threading.current_thread())
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shared_config, "_load", spy)
+    async with _source(home, "sso") as source:
+        await source.fetch()
+        await source.fetch()
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+
+
+async def test_fetch_cancelled_while_the_helper_starts_kills_it(
+    home: DeveloperHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """task.cancel() while Popen runs in its thread: the helper it then starts is killed."""
+    import asyncio
+    import threading
+
+    import anyio
+
+    from pool.sources._process import CredentialProcessSource
+
+    entered, gate = threading.Event(), threading.Event()
+    started: list[subprocess.Popen[bytes]] = []
+    original = CredentialProcessSource._start
+
+    def slow_start(self: CredentialProcessSource) -> subprocess.Popen[bytes]:
+        entered.set()
+        gate.wait(10)
+        started.append(original(self))
+        return started[-1]
+
+    monkeypatch.setattr(CredentialProcessSource, "_start", slow_start)
+    async with _source(home, "process-hang", process_timeout=30.0) as source:
+        task = asyncio.create_task(source.fetch())
+        await anyio.to_thread.run_sync(entered.wait)
+        task.cancel()
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
