@@ -24,7 +24,6 @@ FIPS, dual-stack and override rules).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
@@ -35,10 +34,10 @@ from pool._internal.redact import redact
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, InvariantError
 from pool.sources._http import HttpClient, HttpSettings, describe_url
-from pool.sources._sts_endpoint import StsEndpoint, resolve_sts_endpoint
+from pool.sources._sts_endpoint import StsEndpoint
 from pool.sources.base import safe_code
 
-__all__ = ["StsClient", "load_signer", "sts_location"]
+__all__ = ["StsClient", "load_signer", "sign", "sts_error"]
 
 VERSION = "2011-06-15"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -74,12 +73,6 @@ HINTS = {
     "ValidationError": "a parameter was rejected (DurationSeconds above the role's maximum?)",
 }
 _signer: ModuleType | None = None
-
-
-def sts_location(environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """(signing region, configured endpoint override or None), for the sources' ``from_env``."""
-    endpoint = resolve_sts_endpoint(environ)
-    return endpoint.region, endpoint.configured
 
 
 def _import_signer() -> ModuleType:

@@ -7,8 +7,9 @@ The shared-config profile goes where the AWS SDKs' default chain puts it
 (botocore 1.40.61 ``create_credential_resolver``: env, then the profile's
 role/SSO/keys/process, then web identity from the variables, container, IMDS):
 right after the environment variables. An explicit ``AWS_PROFILE`` is that
-profile and nothing else; without it the ``default`` profile is tried first and
-the compute-environment sources are its fall-back, decided at the first fetch.
+profile and nothing else, ahead of the environment variables too; without it
+the ``default`` profile is tried first and the compute-environment sources are
+its fall-back, decided at the first fetch.
 Detection reads the mapping and checks whether the two shared files exist; it
 sends no request and reads no file's contents.
 """
@@ -90,9 +91,11 @@ def from_environment(
 ) -> SourceBase:
     """The first source configured in ``environ`` (default :data:`os.environ`).
 
-    1. ``AWS_ACCESS_KEY_ID`` set: :class:`EnvironmentSource`;
-    2. ``AWS_PROFILE`` set: :class:`ProfileSource` for that profile, and nothing
-       else (no fall-back to another identity); otherwise, when
+    1. ``AWS_PROFILE`` set: :class:`ProfileSource` for that profile, and nothing
+       else: no fall-back to another identity, and it wins over
+       ``AWS_ACCESS_KEY_ID`` (logged as a warning; botocore would take the keys,
+       which is how a stale shell variable silently becomes the identity);
+    2. ``AWS_ACCESS_KEY_ID`` set: :class:`EnvironmentSource`; otherwise, when
        ``~/.aws/config`` or ``~/.aws/credentials`` (or ``AWS_CONFIG_FILE``/
        ``AWS_SHARED_CREDENTIALS_FILE``) exists and ``include_profile``: a
        :class:`ProfileSource` for ``default`` whose fall-back is the first of
@@ -113,10 +116,14 @@ def from_environment(
     env = os.environ if environ is None else environ
     checked: list[str] = []
     source: SourceBase | None = None
-    if env.get(ACCESS_KEY):
-        source = EnvironmentSource.from_env(env)
-    elif include_profile and env.get(PROFILE):
+    if include_profile and env.get(PROFILE):
+        if env.get(ACCESS_KEY):
+            # The SDKs would take the keys; an explicit profile is taken at its word.
+            _log.warning("credentials.source.profile_over_keys", profile=env[PROFILE],
+                         ignored=ACCESS_KEY)  # fmt: skip
         source = ProfileSource(environ=env)
+    elif env.get(ACCESS_KEY):
+        source = EnvironmentSource.from_env(env)
     else:
         checked.append(_environment(env, include_ec2) or "")
         if include_profile and has_shared_files(env):

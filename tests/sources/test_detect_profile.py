@@ -23,9 +23,19 @@ async def test_explicit_profile_wins_over_compute_environments(
     assert creds.source == "profile:sso" and aws.ecs.requests["credentials"] == 0
 
 
-async def test_environment_keys_come_first_as_in_the_sdks(home: DeveloperHome) -> None:
-    """AWS_ACCESS_KEY_ID beats AWS_PROFILE, as in botocore's chain and the MongoDB spec."""
+async def test_explicit_profile_wins_over_stale_keys(home: DeveloperHome, logs) -> None:
+    """AWS_PROFILE with AWS_ACCESS_KEY_ID also set: the profile, and a warning naming the keys."""
     env = home.env("static") | {"AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "s"}
+    async with from_environment(env) as source:
+        creds = await source.fetch()
+    assert creds.access_key_id == home.long_term_key.access_key_id
+    warned = [e for e in logs if e["event"] == "credentials.source.profile_over_keys"]
+    assert warned and warned[0]["ignored"] == "AWS_ACCESS_KEY_ID"
+
+
+async def test_environment_keys_come_before_the_default_profile(home: DeveloperHome) -> None:
+    """Without AWS_PROFILE, AWS_ACCESS_KEY_ID beats ~/.aws (the SDKs' and the spec's order)."""
+    env = home.env() | {"AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "s"}
     assert isinstance(from_environment(env), EnvironmentSource)
 
 
