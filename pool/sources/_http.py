@@ -42,6 +42,7 @@ __all__ = [
     "StatusHints",
     "describe_url",
     "load_aiohttp",
+    "proxy_for",
     "status_error",
     "with_retries",
 ]
@@ -121,6 +122,33 @@ def describe_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return f"{host}{port}{parts.path or '/'}"
+
+
+def proxy_for(url: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy the AWS SDKs would use for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY``,
+    ``NO_PROXY``), for the endpoints that honour them (STS, the SSO portal).
+
+    Loopback hosts are never proxied, whatever ``NO_PROXY`` says: the stand-ins
+    and local agents must not be sent through a proxy.
+    """
+    import ipaddress
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name
+    env = {k.lower(): v for k, v in environ.items() if k.lower().endswith("_proxy") and v}
+    proxy = env.get(f"{parts.scheme}_proxy")
+    if not proxy:
+        return None
+    for entry in env.get("no_proxy", "").replace(" ", "").split(","):
+        name = entry.lstrip(".").split(":")[0].lower()
+        if entry == "*" or (name and (host == name or host.endswith("." + name))):
+            return None
+    return proxy
 
 
 def status_is_retryable(status: int) -> bool:
@@ -226,6 +254,7 @@ class HttpClient:
         what: str,
         data: bytes | None = None,
         secrets: tuple[str, ...] = (),
+        proxy: str | None = None,
     ) -> HttpResponse:
         """Send one request (no retry), with ``data`` as its body, and read the answer.
 
@@ -233,6 +262,8 @@ class HttpClient:
         :class:`CredentialFetchError`; an oversized body a non-retryable one.
         ``what`` names the step for messages (e.g. ``"token PUT"``); ``secrets``
         (e.g. a token in ``data``) are never quoted from a transport error.
+        ``proxy``: an explicit proxy URL (the session itself ignores the
+        environment's proxy variables: link-local endpoints must not use them).
         Raises :class:`pool.PoolClosedError` after :meth:`aclose`.
         """
         session = await self._get_session()
@@ -249,6 +280,7 @@ class HttpClient:
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
+                proxy=proxy,
             ) as resp:
                 body = await _read_capped(resp.content, s.max_body + 1)
                 status, resp_headers = resp.status, dict(resp.headers)

@@ -28,7 +28,14 @@ import anyio
 
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
-from pool.sources._http import HttpClient, HttpSettings, StatusHints, status_error, with_retries
+from pool.sources._http import (
+    HttpClient,
+    HttpSettings,
+    StatusHints,
+    proxy_for,
+    status_error,
+    with_retries,
+)
 from pool.sources.base import SourceBase, ensure_not_expired, parse_expiration, safe_code
 
 __all__ = ["SsoSource", "sso_cache_path"]
@@ -88,6 +95,7 @@ class SsoSource(SourceBase):
         )
         query = urlencode({"role_name": self.role_name, "account_id": self.account_id})
         self.url = f"{base.rstrip('/')}/federation/credentials?{query}"
+        self.proxy = proxy_for(self.url, {**os.environ, **environ})
         self._settings = http or HttpSettings(timeout=5.0)
         self.http = HttpClient(name, self._settings)
         self._login = f"aws sso login --profile {profile}"
@@ -129,7 +137,9 @@ class SsoSource(SourceBase):
 
     async def _attempt(self, token: str) -> Credentials:
         what = "SSO GetRoleCredentials"
-        resp = await self.http.request("GET", self.url, headers={TOKEN_HEADER: token}, what=what)
+        resp = await self.http.request(
+            "GET", self.url, headers={TOKEN_HEADER: token}, what=what, proxy=self.proxy
+        )
         if resp.status == 401:
             raise self._token_error("was refused (expired or revoked)", "UnauthorizedException")
         if resp.status != 200:

@@ -23,6 +23,7 @@ FIPS, dual-stack and override rules).
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from types import ModuleType
 from typing import Any
@@ -33,7 +34,7 @@ import anyio
 from pool._internal.redact import redact
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, InvariantError
-from pool.sources._http import HttpClient, HttpSettings, describe_url
+from pool.sources._http import HttpClient, HttpSettings, describe_url, proxy_for
 from pool.sources._sts_endpoint import StsEndpoint
 from pool.sources.base import safe_code
 
@@ -149,6 +150,8 @@ class StsClient:
         self.signed = signed
         self.settings = settings
         self.where = describe_url(self.url)
+        # botocore honours HTTPS_PROXY/NO_PROXY for STS; so does this client.
+        self.proxy = proxy_for(self.url, os.environ)
         self._http = HttpClient(source, settings)
 
     @property
@@ -195,6 +198,7 @@ class StsClient:
             data=body,
             what=f"STS {operation}",
             secrets=tuple(s for s in secrets if s),
+            proxy=self.proxy,
         )
         root = parse_xml(response.body)
         if response.status == 200 and root is not None:

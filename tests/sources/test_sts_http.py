@@ -97,3 +97,17 @@ async def test_signing_secret_never_reaches_the_error(mini, aws: AwsStandIns, no
             await source.fetch()
     no_secret(secret, info.value)
     no_secret(token, info.value)
+
+
+def test_proxy_rules_follow_the_sdks_and_never_touch_loopback() -> None:
+    """HTTPS_PROXY applies to STS hosts, NO_PROXY exempts them, loopback is never proxied."""
+    from pool.sources._http import proxy_for
+
+    env = {"HTTPS_PROXY": "http://proxy.corp:3128", "no_proxy": ".internal,foo.example"}
+    assert proxy_for("https://sts.eu-west-1.amazonaws.com/", env) == "http://proxy.corp:3128"
+    assert proxy_for("https://sts.eu-west-1.amazonaws.com/", {}) is None
+    assert proxy_for("https://sts.vpce.internal/", env) is None
+    assert proxy_for("https://foo.example/", env) is None
+    assert proxy_for("http://127.0.0.1:8080/", env | {"HTTP_PROXY": "http://p:1"}) is None
+    assert proxy_for("http://localhost:8080/", env | {"HTTP_PROXY": "http://p:1"}) is None
+    assert proxy_for("https://sts.amazonaws.com/", env | {"NO_PROXY": "*"}) is None
