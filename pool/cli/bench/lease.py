@@ -160,6 +160,16 @@ def _contenders(pools: dict[str, ClientPool[Any]]) -> dict[str, Callable[[], Awa
     return out
 
 
+def _sdk_provider() -> Any:
+    """An SDK meter provider collecting into memory, or None without the SDK."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    except ImportError:
+        return None
+    return MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
 def _reader(cache: CredentialCache) -> Callable[[], Credentials]:
     return lambda: cache.current
 
@@ -180,16 +190,11 @@ async def _batch(fn: Callable[[], Awaitable[Any]], n: int) -> float:
 
 async def bench_lease(rounds: int = 100, driver: str = "pymongo") -> dict[str, Recorder]:
     """ns per call of each of :data:`LEASE_KEYS`, ``rounds`` interleaved batches each."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
     authority = CredentialAuthority(default_lifetime=3600.0)
-    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    modes = {
-        "disabled": Telemetry(enabled=False),
-        "no_sdk": Telemetry(),
-        "sdk": Telemetry(meter_provider=provider),
-    }
+    provider = _sdk_provider()
+    modes = {"disabled": Telemetry(enabled=False), "no_sdk": Telemetry()}
+    if provider is not None:  # the SDK is in the prometheus extra, not in bench
+        modes["sdk"] = Telemetry(meter_provider=provider)
     samples: dict[str, list[float]] = {k: [] for k in LEASE_KEYS}
     try:
         async with AsyncExitStack() as stack:
@@ -219,9 +224,12 @@ async def bench_lease(rounds: int = 100, driver: str = "pymongo") -> dict[str, R
                     current = _reader(pools[mode].cache)
                     samples[f"cache_current_{mode}"].append(_sync_batch(current))
     finally:
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
     out = {}
     for key, values in samples.items():
+        if not values:
+            continue
         rec = Recorder(resolution=0.1, highest=1e8)
         for value in values:
             rec.record(value)
