@@ -31,7 +31,17 @@ from pool.errors import CredentialError, CredentialFetchError, PoolClosedError
 
 __all__ = ["CredentialSource", "SourceBase", "aclose_source"]
 
-_log = get_logger("pool.sources")
+_source_logs: dict[str, Any] = {}
+
+
+def _log_for(source: object) -> Any:
+    """``pool.sources.<module>`` for a built-in source, else ``pool.sources``."""
+    module = type(source).__module__
+    name = module if module.startswith("pool.sources.") else "pool.sources"
+    log = _source_logs.get(name)
+    if log is None:
+        log = _source_logs[name] = get_logger(name)
+    return log
 
 
 @runtime_checkable
@@ -79,13 +89,14 @@ class SourceBase(AsyncResource):
                 f"credential source {self.name!r} was used after aclose(); create a new one"
             )
         started = time.perf_counter()
-        _log.debug("credentials.fetch.start", source=self.name)
+        log = _log_for(self)
+        log.debug("credentials.fetch.start", source=self.name)
         try:
             creds = await self._fetch()
         except CredentialError as exc:
             # The one log line per failed fetch (the cache logs only its decision).
             # Redacted again: a message may quote third-party text.
-            _log.warning(
+            log.warning(
                 "credentials.fetch.failed",
                 source=self.name,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -96,7 +107,7 @@ class SourceBase(AsyncResource):
                 reason=redact(str(exc), limit=1000),
             )
             raise
-        _log.info(
+        log.info(
             "credentials.fetch.end",
             source=self.name,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
 from pool.sources.base import SourceBase
 from tests.cache.cache_fakes import SECRET_MARK, TOKEN_MARK, FakeClock, FakeSource, settle
+from tests.logcapture import capture_logs
 
 
 def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:

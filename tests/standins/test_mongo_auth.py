@@ -9,7 +9,6 @@ import anyio
 import bson
 import pymongo_auth_aws
 import pytest
-import structlog
 from bson.binary import Binary
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
@@ -17,6 +16,7 @@ from pymongo.errors import OperationFailure
 
 from pool.standins.authority import CredentialAuthority, IssuedCredentials
 from pool.standins.mongo import MongoStandIn, region_for
+from tests.logcapture import capture_logs
 from tests.standins.mongo_fixtures import *  # noqa: F403
 from tests.standins.mongo_fixtures import FakeClock, RawConnection, async_client, aws_options
 
@@ -205,7 +205,7 @@ async def test_logs_carry_the_reason_but_never_a_secret(
     """Auth log lines name the reason and a key hint, never the secret key or session token."""
     creds = mongo_authority.mint()
     assert creds.session_token is not None
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         await _with_async(mongo_server, aws_options(creds))
         with pytest.raises(OperationFailure):
             await _with_async(mongo_server, aws_options(creds, secret="y" * 40))
