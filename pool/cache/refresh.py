@@ -199,14 +199,17 @@ class RefreshState:
                 at, self.retry_pending = entry.refresh_at, False
             elif now < entry.mandatory_at:
                 at = min(at, entry.mandatory_at)  # one more try before callers must wait
-        # The source logs the failure itself (built-in sources, with the
-        # reason); this line says what the cache decided: the class only, no
-        # message text (a custom source's text is not ours to vouch for).
+        # A built-in source logs the failure itself, with the reason; this line
+        # says what the cache decided. A foreign exception (a custom source's
+        # RuntimeError, wrapped by as_pool_error) was logged by nobody: its
+        # redacted message goes here, or the operator cannot diagnose it.
         valid_for = entry.valid_until - now if entry is not None else -math.inf
+        cause = error.__cause__
         self.log.warning(
             "cache.fetch.failed",
             error_class=type(error).__name__,
-            cause_class=type(error.__cause__).__name__ if error.__cause__ else None,
+            cause_class=type(cause).__name__ if cause else None,
+            reason=str(error) if cause is not None and not isinstance(cause, PoolError) else None,
             retryable=retryable,
             consecutive=self.consecutive_failures,
             retry_in_s=_finite(at - now),
