@@ -5,6 +5,7 @@ Lambda cold-start path (environment variables) must stay cheap.
 """
 
 from pool import sources as sources
+from pool._internal.scrub import set_log_scrubbing
 from pool.cache import CredentialCache, Subscription
 from pool.client_pool import ClientPool
 from pool.credentials import Credentials
@@ -39,4 +40,5 @@ __all__ = [
     "Subscription",
     "WarmupError",
     "__version__",
+    "set_log_scrubbing",
 ]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pool._internal.log import key_hint
+from pool._internal.scrub import register_secret
 from pool.errors import ConfigurationError
 
 __all__ = ["Credentials"]
@@ -57,6 +58,7 @@ class Credentials:
         else:
             ttl = None
             deadline = None
+        register_secret(self.secret_access_key, self.session_token)  # scrubbed from every log
         object.__setattr__(self, "ttl_at_fetch", ttl)
         object.__setattr__(self, "monotonic_deadline", deadline)
 

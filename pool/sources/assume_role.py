@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pool._internal.redact import redact
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
 from pool.sources._sts import sts_location
@@ -65,6 +66,7 @@ class AssumeRoleSource(StsSourceBase):
         self.owns_base = owns_base
         self.name = name
         self.external_id = external_id
+        register_secret(external_id)  # botocore.endpoint logs request parameters
         self._setup_sts(
             role_arn=role_arn,
             role_var="role_arn",

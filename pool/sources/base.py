@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pool._internal.log import get_logger, key_hint
 from pool._internal.redact import redact
 from pool._internal.resource import AsyncResource
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import CredentialError, CredentialFetchError, PoolClosedError
 
@@ -279,6 +280,7 @@ async def read_token_file(path: str, *, source: str, what: str, hint: str) -> st
             retryable=False,
             code="TokenFileUnreadable",
         ) from None
+    register_secret(text, text.strip())  # scrubbed from every log record of the process
     if not text.strip():
         raise CredentialFetchError(
             f"{source}: {what} {path!r} is empty; {hint}",

@@ -21,6 +21,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import (
@@ -94,6 +95,7 @@ def validate_full_uri(uri: str) -> str:
 
 
 def _check_header_value(token: str, *, source: str, origin: str) -> str:
+    register_secret(token, token.strip())  # scrubbed from every log record of the process
     if "\r" in token or "\n" in token:
         raise ConfigurationError(
             f"{source}: the authorization token from {origin} contains a line break (CR/LF), "

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from pool._internal.scrub import register_secret
 from pool.errors import ConfigurationError
 from pool.standins.iam import (
     KEY_ALPHABET,
@@ -173,6 +174,7 @@ class CredentialAuthority:
             role_arn=role,
             session_name=session_name,
         )
+        register_secret(creds.secret_access_key, creds.session_token)
         with self._lock:
             self._prune(now)
             self._creds[creds.access_key_id] = creds
@@ -188,6 +190,7 @@ class CredentialAuthority:
             expiration=None,
             arn=f"arn:aws:iam::{self.account_id}:user/{user_name}",
         )
+        register_secret(creds.secret_access_key)
         with self._lock:
             self._creds[creds.access_key_id] = creds
         return creds
@@ -269,6 +272,7 @@ class CredentialAuthority:
                 b64url(secrets.token_bytes(64)),
             ]
         )
+        register_secret(token)
         with self._lock:
             self._tokens[hashlib.sha256(token.encode()).digest()] = WebToken(
                 subject, audience, now + lifetime

@@ -26,6 +26,7 @@ from typing import Any
 import anyio.to_thread
 
 from pool._internal.resource import AsyncResource
+from pool._internal.scrub import register_secret
 from pool.standins.authority import CredentialAuthority, RoleVendor, aws_time
 from pool.standins.container import ContainerStandIn
 from pool.standins.faults import FaultInjector
@@ -87,10 +88,12 @@ class AwsStandIns(AsyncResource):
             authority, vendor=vendor("i-standin"), faults=self.faults, imdsv1=imdsv1
         )
         self.ecs_auth_token = secrets.token_urlsafe(32)
+        register_secret(self.ecs_auth_token)
         self.ecs = ContainerStandIn(
             authority, vendor=vendor("ecs-task"), auth_token=self.ecs_auth_token, faults=self.faults
         )
         self.pod_identity_token = secrets.token_urlsafe(48)
+        register_secret(self.pod_identity_token)
         self.pod_identity = ContainerStandIn(
             authority,
             vendor=vendor("eks-pod-identity"),
@@ -169,6 +172,7 @@ class AwsStandIns(AsyncResource):
     async def rotate_pod_identity_token(self) -> str:
         """Replace the Pod Identity token in the file and in the endpoint's check."""
         token = secrets.token_urlsafe(48)
+        register_secret(token)
         await anyio.to_thread.run_sync(_write_secret, self.pod_identity_token_file, token)
         self.pod_identity_token = token
         self.pod_identity.auth_token = token
