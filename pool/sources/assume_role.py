@@ -21,6 +21,7 @@ from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
 from pool.sources._sts import sts_location
 from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources.arn import check_role_arn
 from pool.sources.base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
@@ -98,6 +99,7 @@ class AssumeRoleSource(StsSourceBase):
         """
         from pool.sources.detect import from_environment
 
+        check_role_arn(role_arn, source="assume_role")  # before a base source is made
         env = os.environ if environ is None else environ
         region, endpoint_url = sts_location(env)
         kwargs: dict[str, Any] = {"region": region, "endpoint_url": endpoint_url}

@@ -16,6 +16,7 @@ from pool.credentials import Credentials
 from pool.errors import ConfigurationError
 from pool.sources._sts import sts_location
 from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources.arn import check_role_arn
 from pool.sources.base import read_token_file
 
 __all__ = ["WebIdentitySource"]
@@ -96,6 +97,8 @@ class WebIdentitySource(StsSourceBase):
                 f"web identity: {TOKEN_FILE} is set but {ROLE_ARN} is not; set the role to "
                 "assume (EKS IRSA: annotate the service account with eks.amazonaws.com/role-arn)"
             )
+        if "role_arn" not in options:
+            check_role_arn(role_arn, source="web identity", origin=ROLE_ARN)
         region, endpoint_url = sts_location(env)
         kwargs: dict[str, Any] = {
             "role_arn": role_arn,
