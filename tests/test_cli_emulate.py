@@ -102,3 +102,27 @@ def test_pymongo_own_lookup_through_printed_variables(emulate, monkeypatch) -> N
     finally:
         client.close()
         pymongo_auth_aws.auth.set_cached_credentials(None)
+
+
+def test_emulate_json_is_private(tmp_path: Path) -> None:
+    """The JSON (container token, Lambda keys) is written 0600, even over a 0644 file."""
+    import stat
+
+    from pool.cli.emulate import write_private
+
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, '{"token": "x"}\n')
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == '{"token": "x"}\n'
+    fresh = tmp_path / "fresh.json"
+    write_private(fresh, "{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_emulate_writes_its_json_0600(emulate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`python -m pool emulate --json F` leaves F readable by its owner only."""
+    import stat
+
+    assert stat.S_IMODE((tmp_path / "emulate.json").stat().st_mode) == 0o600

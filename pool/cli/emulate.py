@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import signal
 import sys
@@ -24,6 +25,20 @@ ENV_TITLES = {
     "eks_irsa": "Amazon EKS, IAM roles for service accounts (web identity + STS)",
     "eks_pod_identity": "Amazon EKS Pod Identity (container endpoint, token file)",
 }
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600, as the token files).
+
+    The summary holds the container auth token and the Lambda keys. An
+    existing file is truncated and its mode set to 0600 before writing.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,9 +111,7 @@ async def serve(args: argparse.Namespace) -> int:
         summary = emulator.summary()
         envs = summary["environments"]
         if args.json is not None:
-            await asyncio.to_thread(
-                args.json.write_text, json.dumps(summary, indent=2) + "\n", "utf-8"
-            )
+            await asyncio.to_thread(write_private, args.json, json.dumps(summary, indent=2) + "\n")
         print(render(summary, envs), flush=True)
         await stop.wait()
         print("\nstopping…", file=sys.stderr, flush=True)
