@@ -123,6 +123,7 @@ class CredentialAuthority:
         default_lifetime: float = 3600.0,
         min_duration: float = 900.0,
         clock: Callable[[], float] = time.time,
+        allow_unknown_roles: bool = False,
     ) -> None:
         if default_lifetime <= 0 or min_duration <= 0:
             raise ConfigurationError("default_lifetime and min_duration must be positive seconds")
@@ -135,7 +136,10 @@ class CredentialAuthority:
         self._lock = threading.Lock()
         self._creds: dict[str, IssuedCredentials] = {}
         self._tokens: dict[bytes, WebToken] = {}
-        self._roles: dict[str, RoleConfig] = {}
+        # As STS: only roles that exist (and trust the caller) can be assumed. The
+        # default role is registered; register others with configure_role().
+        self.allow_unknown_roles = allow_unknown_roles
+        self._roles: dict[str, RoleConfig] = {self.default_role_arn: RoleConfig()}
 
     @property
     def default_role_arn(self) -> str:
@@ -237,14 +241,20 @@ class CredentialAuthority:
         max_session_duration: float = 43200.0,
         trusted: bool = True,
     ) -> None:
-        """Set a role's trust: a required ExternalId, its MaxSessionDuration, or no trust at all."""
+        """Register a role, or change its trust: a required ExternalId, its MaxSessionDuration,
+        or no trust at all (``trusted=False``). Unregistered roles cannot be assumed."""
         parse_role_arn(role_arn)
         with self._lock:
             self._roles[role_arn] = RoleConfig(external_id, max_session_duration, trusted)
 
-    def role_config(self, role_arn: str) -> RoleConfig:
+    def role_config(self, role_arn: str) -> RoleConfig | None:
+        """The role's trust settings; None for a role never registered (STS: AccessDenied),
+        unless the authority was made with ``allow_unknown_roles=True``."""
         with self._lock:
-            return self._roles.get(role_arn, RoleConfig())
+            config = self._roles.get(role_arn)
+        if config is None and self.allow_unknown_roles:
+            return RoleConfig()
+        return config
 
     # -- web identity --------------------------------------------------------
 

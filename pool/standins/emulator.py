@@ -57,6 +57,7 @@ class Emulator(AsyncResource):
             default_lifetime=lifetime,
             min_duration=min(900.0, lifetime) if min_duration is None else min_duration,
         )
+        self.authority.configure_role(CHAINED_ROLE_ARN)  # the role-chaining environment's role
         self.aws = AwsStandIns(
             self.authority,
             lifetime=lifetime,
