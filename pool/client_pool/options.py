@@ -64,7 +64,9 @@ def check_uri_options(uri: str) -> None:
     """Refuse credential-bearing or contradicting options in the URI's query.
 
     The MongoDB auth specification's connection-string tests require a URI
-    with ``authMechanismProperties=AWS_SESSION_TOKEN:...`` to be refused; a
+    with ``authMechanismProperties=AWS_SESSION_TOKEN:...`` to be refused
+    (source/auth/tests/connection-string.json, "should throw an exception if
+    AWS_SESSION_TOKEN provided (MONGODB-AWS)"); a
     token there would reach PyMongo and fight the pool's own credentials.
     ``authMechanism``/``authSource`` may only repeat what the pool sets
     (``MONGODB-AWS``, ``$external``).
