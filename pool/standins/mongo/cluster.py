@@ -197,6 +197,7 @@ class MongoCluster(AsyncResource):
             total.commands.update(s.commands)
             total.sts_calls += s.sts_calls
             total.protocol_errors += s.protocol_errors
+            total.tls_failures += s.tls_failures
             total.faults_fired.update(s.faults_fired)
         return total
 

@@ -80,6 +80,7 @@ class MongoStats:
     commands: Counter[str] = field(default_factory=Counter)
     sts_calls: int = 0
     protocol_errors: int = 0
+    tls_failures: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class MongoStats:
             "commands": dict(self.commands),
             "sts_calls": self.sts_calls,
             "protocol_errors": self.protocol_errors,
+            "tls_failures": self.tls_failures,
             "faults_fired": dict(self.faults_fired),
         }
 

@@ -121,6 +121,7 @@ class MongoStandIn(AsyncResource):
         #: Set by a cluster: applies ``stepdown``/``down`` faults (server, kind, seconds).
         self.on_topology_fault: Callable[[MongoStandIn, str, float], None] | None = None
         self.tls = False
+        self._tls_context: ssl.SSLContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[int, tuple[asyncio.StreamWriter, asyncio.Task[Any]]] = {}
         self._conn_ids = itertools.count(1)
@@ -147,7 +148,11 @@ class MongoStandIn(AsyncResource):
         if self._server is not None:
             raise ConfigurationError(f"MongoStandIn already listening at {self.uri}")
         self.tls = tls is not None
-        self._server = await asyncio.start_server(self._serve, host, port, ssl=tls)
+        self._tls_context = tls
+        # TLS is started per connection in _serve, so that a failed handshake
+        # is counted and closes that connection quietly (asyncio's own
+        # ssl= path logs it as a loop error).
+        self._server = await asyncio.start_server(self._serve, host, port)
         sockname = self._server.sockets[0].getsockname()
         self._address = (sockname[0], sockname[1])
         log.info("mongo.listening", uri=self.uri)
@@ -250,6 +255,8 @@ class MongoStandIn(AsyncResource):
         self.stats.connections_opened += 1
         self.stats.connections_open += 1
         try:
+            if self._tls_context is not None and not await self._start_tls(writer):
+                return
             await self._serve_connection(conn, reader, writer)
         except WireProtocolError as exc:
             self.stats.protocol_errors += 1
@@ -262,6 +269,18 @@ class MongoStandIn(AsyncResource):
             self._connections.pop(conn.id, None)
             self.stats.connections_open -= 1
             writer.close()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """The server side of the TLS handshake; False (counted, logged) when it fails."""
+        assert self._tls_context is not None
+        try:
+            await writer.start_tls(self._tls_context, ssl_handshake_timeout=10.0)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            self.stats.tls_failures += 1
+            log.info("mongo.tls_handshake_failed", error=type(exc).__name__)
+            writer.transport.abort()
+            return False
+        return True
 
     async def _serve_connection(
         self, conn: ConnectionState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
