@@ -224,6 +224,7 @@ class MongoCluster(AsyncResource):
         if self.sharded:
             raise ConfigurationError("a sharded cluster has no primary to step down")
         elected = self.state.elect(new_primary)
+        self.sessions.abort_all()  # as mongod aborts open transactions on stepdown
         log.info("mongo.stepdown", primary=self.hosts[elected], term=self.state.term)
         return elected
 
@@ -237,6 +238,8 @@ class MongoCluster(AsyncResource):
         server.refusing = True
         server.drop_connections()
         if not self.sharded:
+            if self.state.primary == index:
+                self.sessions.abort_all()
             self.state.set_down(index, True)
         log.info("mongo.member_down", member=self.hosts[index], seconds=seconds)
         if seconds is not None:

@@ -13,7 +13,8 @@ What is emulated, as mongod does it:
   own writes and not later writes by others to a collection it has read);
   ``commitTransaction`` replays its writes, in order and all at once, on the
   shared storage; ``abortTransaction`` (or a failed statement, or 60 s of
-  life, mongod's ``transactionLifetimeLimitSeconds``) discards them. A
+  life, mongod's ``transactionLifetimeLimitSeconds``, or an election, as
+  mongod aborts unprepared transactions on stepdown) discards them. A
   repeated ``commitTransaction`` of a committed transaction answers ok, as
   the driver's commit retry expects. Errors carry mongod's labels
   (``TransientTransactionError`` on ``NoSuchTransaction``).
@@ -132,6 +133,8 @@ class Sessions:
         self._expire()
         txn = self._open.get(sid)
         if body.get("startTransaction"):
+            if (sid, number) in self._committed:
+                raise CommandError(256, f"Transaction {number} has been committed.")
             if txn is not None and txn.number >= number:
                 raise CommandError(
                     225, f"txnNumber {number} is older than the session's {txn.number}"
@@ -181,9 +184,15 @@ class Sessions:
         for sid in [s for s, t in self._open.items() if t.started < limit]:
             self._discard(sid)
 
-    def close(self) -> None:
+    def abort_all(self) -> int:
+        """Abort every open transaction (mongod does on stepdown); return how many."""
+        count = len(self._open)
         for sid in list(self._open):
             self._discard(sid)
+        return count
+
+    def close(self) -> None:
+        self.abort_all()
 
 
 def _session_key(lsid: Any) -> bytes:
