@@ -79,6 +79,8 @@ class MongoCluster(AsyncResource):
             raise ConfigurationError(f"hostnames needs {count} names, got {len(hostnames)}")
         self.set_name = None if sharded else set_name
         self.sharded = bool(sharded)
+        self.faults = faults if faults is not None else FaultInjector()
+        faults = self.faults
         self.storage = Storage()
         self.sessions = Sessions(self.storage)
         self.state = ReplicaSetState(set_name, [f"member{i}" for i in range(count)])
@@ -192,6 +194,7 @@ class MongoCluster(AsyncResource):
         for s in self.stats_by_member:
             total.connections_opened += s.connections_opened
             total.connections_open += s.connections_open
+            total.connections_peak += s.connections_peak
             total.auth_successes += s.auth_successes
             total.auth_failures.update(s.auth_failures)
             total.commands.update(s.commands)

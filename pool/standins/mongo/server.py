@@ -254,6 +254,7 @@ class MongoStandIn(AsyncResource):
         self._connections[conn.id] = (writer, task)
         self.stats.connections_opened += 1
         self.stats.connections_open += 1
+        self.stats.connections_peak = max(self.stats.connections_peak, self.stats.connections_open)
         try:
             if self._tls_context is not None and not await self._start_tls(writer):
                 return
