@@ -19,7 +19,7 @@ from pool import ClientPool
 from pool.cache import CredentialCache
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.cluster import MongoCluster
-from tests.client_pool.pool_helpers import FAST, rotate, until
+from tests.client_pool.pool_helpers import FAST, rotate, start_session, until
 
 WARM = 4
 CONCURRENCY = 3  # below WARM: a warm client never needs a new connection
@@ -154,3 +154,59 @@ async def test_failover_loses_no_operation(
     assert load.failures == []
     assert set(load.acked) <= stored and len(load.acked) == len(set(load.acked))
     assert rs.state.term == 2
+
+
+async def test_transaction_begun_before_a_swap_commits_after_it(
+    driver: str, rs: MongoCluster, cache: CredentialCache
+) -> None:
+    """A transaction inside one lease spans a rotation and commits on its own client."""
+    async with rs_pool(rs, cache, driver) as cp, cp.client() as client:
+        session = await start_session(client)
+        try:
+            start = session.start_transaction()
+            if hasattr(start, "__await__"):
+                await start
+            await client.db.tx.insert_one({"_id": "before"}, session=session)
+            await rotate(cp, cache)
+            await client.db.tx.insert_one({"_id": "after"}, session=session)
+            assert rs.storage_client.db.tx.count_documents({}) == 0, "nothing visible yet"
+            await session.commit_transaction()
+        finally:
+            await session.end_session()
+        assert cp.status()["generation"] > 1
+    assert sorted(d["_id"] for d in rs.storage_client.db.tx.find()) == ["after", "before"]
+
+
+async def test_with_transaction_workers_through_rotations_lose_nothing(
+    driver: str, rs: MongoCluster, cache: CredentialCache
+) -> None:
+    """Concurrent with_transaction loops (two writes each) through 3 rotations: all or nothing."""
+    workers, rotations = 20, 3
+    done: list[int] = []
+
+    async def worker(w: int) -> None:
+        for n in range(rotations * 3):
+            key = w * 1000 + n
+            async with cp.client() as client:
+                session = await start_session(client)
+                try:
+
+                    async def txn(s: Any, key: int = key, client: Any = client) -> None:
+                        await client.db.a.insert_one({"_id": key}, session=s)
+                        await client.db.b.insert_one({"_id": key}, session=s)
+
+                    await session.with_transaction(txn)
+                finally:
+                    await session.end_session()
+            done.append(key)
+            await asyncio.sleep(0.01)
+
+    async with rs_pool(rs, cache, driver) as cp:
+        tasks = [asyncio.create_task(worker(w)) for w in range(workers)]
+        for _ in range(rotations):
+            await rotate(cp, cache)
+        await asyncio.gather(*tasks)
+    a = {d["_id"] for d in rs.storage_client.db.a.find()}
+    b = {d["_id"] for d in rs.storage_client.db.b.find()}
+    assert a == b == set(done) and len(done) == workers * rotations * 3
+    assert rs.sessions.open_transactions == 0
