@@ -105,6 +105,9 @@ class Credentials:
             "username": self.access_key_id,
             "password": self.secret_access_key,
             "authMechanism": "MONGODB-AWS",
+            # The only source MONGODB-AWS allows. Atlas's mongodb+srv TXT record
+            # says authSource=admin, which PyMongo would otherwise apply, then refuse.
+            "authSource": "$external",
         }
         if self.session_token is not None:
             opts["authMechanismProperties"] = {"AWS_SESSION_TOKEN": self.session_token}

@@ -19,7 +19,9 @@ from pool import ClientPool
 from pool.cache import CredentialCache
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.cluster import MongoCluster
+from pool.standins.mongo.srv import DnsStandIn, loopback_resolution, member_names, publish
 from tests.client_pool.pool_helpers import FAST, rotate, start_session, until
+from tests.standins.net_guard import *  # noqa: F403
 
 WARM = 4
 CONCURRENCY = 3  # below WARM: a warm client never needs a new connection
@@ -210,3 +212,24 @@ async def test_with_transaction_workers_through_rotations_lose_nothing(
     b = {d["_id"] for d in rs.storage_client.db.b.find()}
     assert a == b == set(done) and len(done) == workers * rotations * 3
     assert rs.sessions.open_transactions == 0
+
+
+async def test_pool_through_mongodb_srv_as_users_write_it(
+    driver: str, authority: CredentialAuthority, cache: CredentialCache, loopback_only: list[str]
+) -> None:
+    """mongodb+srv://<name>/ and tlsCAFile only: Atlas's TXT authSource=admin does not trip it."""
+    zone = "cluster0.pool.test"
+    async with (
+        DnsStandIn(zone) as dns_server,
+        MongoCluster(authority, tls=True, hostnames=member_names(zone, 3)) as cluster,
+    ):
+        publish(dns_server, cluster)
+        with loopback_resolution(dns_server.address, zone):
+            uri = f"mongodb+srv://{zone}/"
+            async with ClientPool(
+                uri, credentials=cache, driver=driver, tlsCAFile=cluster.tls_ca_file, **FAST
+            ) as cp:  # type: ignore[call-overload]
+                await cp.run(lambda c: c.db.t.insert_one({"_id": 1}))
+                await rotate(cp, cache)
+                assert await cp.run(lambda c: c.db.t.find_one()) == {"_id": 1}
+    assert cluster.stats.auth_successes >= 2 and not cluster.stats.auth_failures
