@@ -20,12 +20,16 @@ from pool.errors import ConfigurationError
 from pool.standins.authority import CredentialAuthority, aws_time
 from pool.standins.aws import ENVIRONMENTS, AwsStandIns
 from pool.standins.faults import FaultInjector
+from pool.standins.laptop import DeveloperHome
 from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.mongo.srv import DnsStandIn, loopback_resolution, member_names, publish, srv_uri
 from pool.standins.mongo.tls import TlsMaterial
 
-__all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "Emulator"]
+__all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "LAPTOP_PROFILES", "Emulator"]
+
+#: The profiles of the stand-in developer home that ``summary()["laptop"]`` exports.
+LAPTOP_PROFILES = ("sso", "process", "static", "chained")
 
 #: A second role, mapped to database user ``chained``, for role-chaining
 #: (AssumeRole on top of another source) demos and tests.
@@ -110,6 +114,9 @@ class Emulator(AsyncResource):
                 self.authority, users=users, faults=self.faults, command_delay=command_delay
             )
             self._tls = TlsMaterial() if tls else None
+        # A developer's home (~/.aws with SSO, credential_process, keys, role chains)
+        # in a temporary directory, written at start().
+        self.home = DeveloperHome(self.aws)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -119,6 +126,7 @@ class Emulator(AsyncResource):
         """Start the AWS endpoints and the MongoDB server on ``host``."""
         try:
             await self.aws.start(host)
+            await self.home.__aenter__()
             if isinstance(self.mongo, MongoCluster):
                 ports = (
                     [mongo_port + i for i in range(len(self.mongo.servers))] if mongo_port else None
@@ -144,6 +152,7 @@ class Emulator(AsyncResource):
             await self.dns.aclose()
         if self._tls is not None:
             self._tls.close()
+        await self.home.__aexit__(None, None, None)
         await self.aws.aclose()
 
     @property
@@ -229,4 +238,6 @@ class Emulator(AsyncResource):
             "lambda_env": envs["lambda"],
             "chained_role_arn": CHAINED_ROLE_ARN,
             "environments": envs,
+            # A developer laptop: AWS_PROFILE plus HOME and the two files, per profile.
+            "laptop": {name: self.home.env(name) for name in LAPTOP_PROFILES},
         }
