@@ -12,7 +12,9 @@ Measures, on the loopback stand-ins (a 3-member replica set, both drivers):
 3. peak connections per member (server side) in steady state and during a
    rotation, against the bound ``maxPoolSize_old + warm + 2 x 2 monitoring``;
 4. a stepdown during load through ``cp.run()``: failed operations, missing
-   acknowledged writes.
+   acknowledged writes;
+5. ``--txn-workers`` with_transaction loops (two inserts each) through
+   ``--txn-rotations`` rotations: committed, failed, missing, half-applied.
 
 Not a test: prints the figures, asserts nothing. Loopback only.
 """
@@ -142,10 +144,68 @@ async def pool_figures(driver: str, warm: int) -> dict[str, Any]:
             }
 
 
+async def transactions(driver: str, workers: int, rotations: int) -> dict[str, Any]:
+    """``workers`` with_transaction loops (two inserts each) while the pool rotates."""
+    auth = CredentialAuthority(default_lifetime=120.0)
+    done: list[int] = []
+    failed: list[str] = []
+    stop = asyncio.Event()
+    async with MongoCluster(auth, members=3) as rs, CredentialCache(MintingSource(auth)) as cache:
+        async with ClientPool(
+            rs.uri, credentials=cache, driver=driver, heartbeatFrequencyMS=500
+        ) as cp:  # type: ignore[call-overload]
+
+            async def worker(w: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    key = w * 100_000 + n
+                    n += 1
+                    try:
+                        async with cp.client() as client:
+                            session = client.start_session()
+                            if hasattr(session, "__await__"):
+                                session = await session
+                            try:
+
+                                async def txn(s: Any, k: int = key, c: Any = client) -> None:
+                                    await c.db.a.insert_one({"_id": k}, session=s)
+                                    await c.db.b.insert_one({"_id": k}, session=s)
+
+                                await session.with_transaction(txn)
+                            finally:
+                                await session.end_session()
+                        done.append(key)
+                    except Exception as exc:
+                        failed.append(type(exc).__name__)
+                    await asyncio.sleep(0.01)
+
+            tasks = [asyncio.create_task(worker(w)) for w in range(workers)]
+            for _ in range(rotations):
+                gen = cp.status()["generation"]
+                await cache.refresh()
+                await cp.wait_for_generation(gen + 1)
+                await asyncio.sleep(0.2)
+            stop.set()
+            await asyncio.gather(*tasks)
+        a = {d["_id"] for d in rs.storage_client.db.a.find()}
+        b = {d["_id"] for d in rs.storage_client.db.b.find()}
+        return {
+            "committed": len(done),
+            "failed": len(failed),
+            "missing": len(set(done) - (a & b)),
+            "half_applied": len(a ^ b),
+            "rotations": rotations,
+            "commits_at_server": rs.sessions.commits,
+            "aborts_at_server": rs.sessions.aborts,
+        }
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--handshakes", type=int, default=40)
     p.add_argument("--warm", type=int, default=4)
+    p.add_argument("--txn-workers", type=int, default=100)
+    p.add_argument("--txn-rotations", type=int, default=10)
     args = p.parse_args()
     logging.disable(logging.CRITICAL)
     plain = await handshakes(False, args.handshakes)
@@ -158,6 +218,9 @@ async def main() -> None:
     for driver in ("pymongo", "motor"):
         figures = await pool_figures(driver, args.warm)
         print(driver, figures)
+    for driver in ("pymongo", "motor"):
+        txn = await transactions(driver, args.txn_workers, args.txn_rotations)
+        print(driver, "with_transaction", txn)
 
 
 if __name__ == "__main__":
