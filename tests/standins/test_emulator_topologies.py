@@ -34,6 +34,7 @@ def _creds_options(em: Emulator) -> dict[str, Any]:
         ({"tls": True}, "?tls=true&tlsCAFile="),
         ({"replica_set": 3}, "?replicaSet=rs0"),
         ({"replica_set": 3, "tls": True}, "?replicaSet=rs0&tls=true&tlsCAFile="),
+        ({"sharded": 2}, ""),
         ({"sharded": 2, "tls": True}, "?tls=true&tlsCAFile="),
     ],
 )
@@ -57,9 +58,16 @@ async def test_emulator_uri_connects_for_each_topology(
             await client.close()
 
 
-async def test_emulator_srv_uri_resolves_in_process(loopback_only: list[str]) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{"replica_set": 3, "tls": True}, {"replica_set": 3}, {"sharded": 2, "tls": True}],
+    ids=["replica-set-tls", "replica-set-plaintext", "sharded-tls"],
+)
+async def test_emulator_srv_uri_resolves_in_process(
+    options: dict[str, Any], loopback_only: list[str]
+) -> None:
     """With srv=True the summary names the srv URI and the DNS server; srv_resolution() uses it."""
-    async with Emulator(replica_set=3, tls=True, srv=True) as em:
+    async with Emulator(srv=True, **options) as em:
         summary = em.summary()
         assert summary["mongodb_srv_uri"].startswith(
             f"mongodb+srv://{SRV_ZONE}/?authSource=%24external"
