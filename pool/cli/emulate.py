@@ -110,12 +110,25 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
         lines.append(f"# {ENV_TITLES.get(env, env)}")
         lines.extend(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
         lines.append("")
-    uri = summary["mongodb_uri"]
+    uri = summary.get("mongodb_srv_uri") or summary["mongodb_uri"]
     uri += "&" if "?" in uri else "?"
     uri += "authMechanism=MONGODB-AWS"
+    resolve = ""
+    if summary.get("dns_server"):
+        # The member names exist only in the DNS stand-in: resolving them any
+        # other way would send a query to the system's resolver.
+        host, port = summary["dns_server"].rsplit(":", 1)
+        zone = uri.split("://", 1)[1].split("/", 1)[0]
+        resolve = (
+            "from pool.standins.mongo.srv import loopback_resolution as r; "
+            f"dns = r(({host!r}, {port}), {zone!r}); dns.__enter__(); "
+        )
+        lines.append(
+            "The member names resolve only through the DNS stand-in, in-process (as below)."
+        )
     lines += [
         "Then, for example:",
-        '  python -c "import pymongo; '
+        f'  python -c "import pymongo; {resolve}'
         f"print(pymongo.MongoClient('{uri}').admin.command('ping'))\"",
     ]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,29 @@ async def test_cli_replica_set_tls_srv_json(tmp_path: Path, loopback_only: list[
         members = await anyio.to_thread.run_sync(work)
     assert [m["stateStr"] for m in members] == ["PRIMARY", "SECONDARY", "SECONDARY"]
     assert json.dumps(info)  # plain JSON
+
+
+async def test_printed_srv_example_runs(loopback_only: list[str]) -> None:
+    """The one-liner `emulate --srv` prints pings the set through mongodb+srv, in a new process."""
+    import os
+    import shlex
+    import sys
+
+    from pool.cli.emulate import render
+
+    async with Emulator(replica_set=3, tls=True, srv=True) as em:
+        summary = em.summary()
+        text = render(summary, summary["environments"])
+        line = text.splitlines()[-1].strip()
+        assert "loopback_resolution" in line and line.startswith("python -c ")
+        code = shlex.split(line[len("python -c ") :])[0]
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, **summary["environments"]["lambda"], "PYTHONPATH": root}
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 40)
+    assert proc.returncode == 0, err.decode()[-1000:]
+    assert out.decode().strip() == "{'ok': 1.0}"
