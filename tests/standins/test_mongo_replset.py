@@ -38,9 +38,7 @@ async def rs(mongo_authority: CredentialAuthority) -> AsyncIterator[MongoCluster
 @pytest.fixture
 async def open_rs(mongo_authority: CredentialAuthority) -> AsyncIterator[MongoCluster]:
     """A set with authentication off, for raw-socket tests."""
-    cluster = MongoCluster(mongo_authority, members=3)
-    for server in cluster.servers:
-        server._dispatcher.require_auth = False
+    cluster = MongoCluster(mongo_authority, members=3, require_auth=False)
     async with cluster:
         yield cluster
 

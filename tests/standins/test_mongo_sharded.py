@@ -22,9 +22,7 @@ async def routers(mongo_authority: CredentialAuthority) -> AsyncIterator[MongoCl
 
 async def test_router_hello_says_isdbgrid(mongo_authority: CredentialAuthority) -> None:
     """Each router answers hello as mongos: msg isdbgrid, writable, no set name."""
-    cluster = MongoCluster(mongo_authority, sharded=2)
-    for server in cluster.servers:
-        server._dispatcher.require_auth = False
+    cluster = MongoCluster(mongo_authority, sharded=2, require_auth=False)
     async with cluster:
         assert cluster.uri == f"mongodb://{','.join(cluster.hosts)}/"
         async with RawConnection.open(cluster.servers[1]) as conn:

@@ -113,9 +113,7 @@ async def test_transaction_survives_a_stepdown_before_commit(
 
 async def test_transaction_errors_carry_mongod_labels(mongo_authority: CredentialAuthority) -> None:
     """Unknown txnNumber: 251 with TransientTransactionError; a retried commit is ok."""
-    cluster = MongoCluster(mongo_authority)
-    for server in cluster.servers:
-        server._dispatcher.require_auth = False
+    cluster = MongoCluster(mongo_authority, require_auth=False)
     lsid = {"id": bson.Binary(b"\x03" * 16, 4)}
     txn = {"lsid": lsid, "txnNumber": 1, "autocommit": False}
     async with cluster, RawConnection.open(cluster.servers[0]) as conn:

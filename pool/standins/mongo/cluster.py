@@ -54,7 +54,9 @@ class MongoCluster(AsyncResource):
     """``members`` replica-set members, or with ``sharded`` that many routers.
 
     ``tls=True`` serves every listener over TLS with a CA made at start
-    (:attr:`tls_ca_file`). Other options as for :class:`MongoStandIn`.
+    (:attr:`tls_ca_file`); ``hostnames`` are the names to advertise, one per
+    server (default: the listening address). Other options
+    (``require_auth``...) as for :class:`MongoStandIn`.
     Async context manager; ``aclose()`` is idempotent.
     """
 
@@ -71,6 +73,7 @@ class MongoCluster(AsyncResource):
         command_delay: float = 0.0,
         tls: bool = False,
         hostnames: Sequence[str] | None = None,
+        require_auth: bool = True,
     ) -> None:
         count = sharded or members
         if count < 1 or members < 1 or sharded < 0:
@@ -95,6 +98,7 @@ class MongoCluster(AsyncResource):
                 sts_host=sts_host,
                 faults=faults,
                 command_delay=command_delay,
+                require_auth=require_auth,
                 role=RouterRole() if sharded else MemberRole(self.state, i),
                 storage=self.storage,
                 sessions=self.sessions,
