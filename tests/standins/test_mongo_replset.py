@@ -15,6 +15,7 @@ import anyio
 import bson
 import pytest
 from pymongo import MongoClient, ReadPreference
+from pymongo.server_type import SERVER_TYPE
 from pymongo_auth_aws.auth import set_cached_credentials
 
 from pool.errors import ConfigurationError
@@ -181,6 +182,29 @@ async def test_driver_discovers_the_set_and_follows_a_stepdown(
         secondary = coll.with_options(read_preference=ReadPreference.SECONDARY)
         assert await secondary.find_one({"_id": 1}) == {"_id": 1}
     assert rs.primary == 2 and rs.stats.auth_failures == {}
+
+
+def _primary_of(client: Any) -> str | None:
+    for (host, port), sd in client.topology_description.server_descriptions().items():
+        if sd.server_type == SERVER_TYPE.RSPrimary:
+            return f"{host}:{port}"
+    return None
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_driver_streams_hello_and_hears_of_an_election_before_its_next_heartbeat(
+    driver: str, rs: MongoCluster, mongo_authority: CredentialAuthority
+) -> None:
+    """With a 60 s heartbeat, only the awaitable-hello stream can tell the driver so soon."""
+    async with cluster_client(
+        driver, rs, mongo_authority.mint(), heartbeatFrequencyMS=60_000
+    ) as client:
+        await client.admin.command("ping")
+        await eventually(lambda: _primary_of(client) == rs.hosts[0])
+        await eventually(lambda: all(s.awaited_hellos >= 1 for s in rs.stats_by_member))
+        rs.step_down(2)
+        await eventually(lambda: _primary_of(client) == rs.hosts[2], rounds=200)  # <= 5 s
+    assert rs.stats.commands.get("insert") is None, "no operation was needed to learn it"
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

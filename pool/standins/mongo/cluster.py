@@ -205,6 +205,7 @@ class MongoCluster(AsyncResource):
             total.sts_calls += s.sts_calls
             total.protocol_errors += s.protocol_errors
             total.tls_failures += s.tls_failures
+            total.awaited_hellos += s.awaited_hellos
             total.faults_fired.update(s.faults_fired)
         return total
 

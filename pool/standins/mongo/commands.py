@@ -83,6 +83,8 @@ class MongoStats:
     sts_calls: int = 0
     protocol_errors: int = 0
     tls_failures: int = 0
+    #: Awaitable hellos received (each opens a stream: PyMongo's streaming monitor).
+    awaited_hellos: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -97,6 +99,7 @@ class MongoStats:
             "sts_calls": self.sts_calls,
             "protocol_errors": self.protocol_errors,
             "tls_failures": self.tls_failures,
+            "awaited_hellos": self.awaited_hellos,
             "faults_fired": dict(self.faults_fired),
         }
 

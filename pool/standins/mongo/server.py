@@ -321,6 +321,7 @@ class MongoStandIn(AsyncResource):
         passes, until the client closes the connection. Without it, answer
         once and go back to reading requests (return True; False: the connection is over).
         """
+        self.stats.awaited_hellos += 1
         max_await = max(0.0, float(request.body.get("maxAwaitTimeMS", 0)) / 1000)
         while True:
             # Nothing may arrive while a hello waits; a read that returns is the end.
