@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pool import PoolClosedError
 from pool.sources import ContainerSource, WebIdentitySource, _http
 from pool.sources._http import HttpClient, HttpSettings
 from pool.sources._sts import StsClient
+from pool.standins.aws import AwsStandIns
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 
@@ -114,3 +116,79 @@ async def test_closed_sts_client_builds_nothing(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(PoolClosedError):
         await sts.call("AssumeRoleWithWebIdentity", credentials=None, secrets=())
     assert builds == [] and sts.client is None
+
+
+async def test_sts_client_built_while_the_fetch_timed_out_is_kept_and_closed(
+    aws: AwsStandIns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio.timeout during the first client build: the built client is kept, then closed."""
+    started, release, finished = anyio.Event(), threading.Event(), threading.Event()
+    built: list[_RecordingContext] = []
+    original = StsClient._build
+
+    def gated(self: StsClient) -> Any:
+        try:
+            anyio.from_thread.run_sync(started.set)
+            release.wait()
+            context, client = original(self)
+            built.append(_RecordingContext(context))
+            return built[-1], client
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(StsClient, "_build", gated)
+    source = WebIdentitySource.from_env(aws.env_for("eks_irsa"), attempts=1)
+    deadline: list[asyncio.Timeout] = []
+
+    async def fetch_with_deadline() -> None:
+        async with asyncio.timeout(None) as timeout:
+            deadline.append(timeout)
+            await source.fetch()
+
+    fetching = asyncio.ensure_future(fetch_with_deadline())
+    try:
+        await started.wait()
+        deadline[0].reschedule(asyncio.get_running_loop().time())  # the deadline passes now
+        await asyncio.sleep(0)  # ... and is delivered to the fetch while the build runs
+        release.set()
+        with pytest.raises(TimeoutError):
+            await fetching
+        await anyio.to_thread.run_sync(finished.wait)
+        assert len(built) == 1
+        assert source.sts.client is not None  # kept, not abandoned to the garbage collector
+        creds = await source.fetch()  # and reused: no second build
+        assert aws.authority.lookup(creds.access_key_id) is not None
+        assert source.sts.clients_created == 1
+    finally:
+        release.set()
+        await source.aclose()
+    assert built[0].exited and source.sts.client is None
+
+
+async def test_sts_client_close_finishes_under_native_cancel(
+    aws: AwsStandIns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """task.cancel() on source.aclose() mid-close still closes the STS client's session."""
+    source = WebIdentitySource.from_env(aws.env_for("eks_irsa"), attempts=1)
+    await source.fetch()
+    context = _SlowExit(source.sts._context)
+    monkeypatch.setattr(source.sts, "_context", context)
+    closer = asyncio.ensure_future(source.aclose())
+    await context.entered.wait()
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert context.exited and source.sts.client is None
+
+
+class _SlowExit(_RecordingContext):
+    """A client context whose __aexit__ takes a while (a slow connector close)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.entered = anyio.Event()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.entered.set()
+        await asyncio.sleep(0.05)
+        await super().__aexit__(*exc)
