@@ -37,6 +37,7 @@ from typing import Any
 import anyio
 
 from pool._internal.redact import describe, redact
+from pool._internal.shield import finish
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError, InvariantError, PoolClosedError
 from pool.sources._http import HttpSettings, describe_url
@@ -244,24 +245,27 @@ class StsClient:
         async with self._lock:
             self._check_open()  # aclose() may have run while this call waited
             if self._client is None:
-                # Shielded: a cancelled caller must not abandon a half-built client.
-                with anyio.CancelScope(shield=True):
-                    try:
-                        context, client = await anyio.to_thread.run_sync(self._build)
-                    except Exception as exc:
-                        raise ConfigurationError(
-                            f"{self.source}: cannot create the STS client ({describe(exc)}); "
-                            "check AWS_PROFILE/AWS_CONFIG_FILE and the region"
-                        ) from exc
-                    if self._closed:
-                        # aclose() ran during the build: nobody else would close this one.
-                        try:
-                            await context.__aexit__(None, None, None)
-                        finally:
-                            self._check_open()
-                self._context, self._client = context, client
-                self.clients_created += 1
+                # finish(): a caller cancelled in any way (anyio, task.cancel(),
+                # asyncio.timeout()) waits for the build, so no built client is abandoned.
+                await finish(self._build_client(), name=f"{self.source}: STS client build")
         return self._client
+
+    async def _build_client(self) -> None:
+        try:
+            context, client = await anyio.to_thread.run_sync(self._build)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{self.source}: cannot create the STS client ({describe(exc)}); "
+                "check AWS_PROFILE/AWS_CONFIG_FILE and the region"
+            ) from exc
+        if self._closed:
+            # aclose() ran during the build: nobody else would close this one.
+            try:
+                await context.__aexit__(None, None, None)
+            finally:
+                self._check_open()
+        self._context, self._client = context, client
+        self.clients_created += 1
 
     async def call(
         self,
@@ -340,8 +344,7 @@ class StsClient:
         async with self._lock:
             context, self._context, self._client = self._context, None, None
             if context is not None:
-                with anyio.CancelScope(shield=True):
-                    await context.__aexit__(None, None, None)
+                await finish(context.__aexit__(None, None, None), name=f"{self.source}: STS close")
 
 
 def _client_error(
