@@ -403,4 +403,3 @@ class RefreshMachine:
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
         }
-
