@@ -129,7 +129,7 @@ EVENTS = [
 
 
 class _Driver:
-    """Plays the cache and its task against one machine, checking the invariants after each event."""
+    """Plays the cache and its task against one machine, checking invariants after each event."""
 
     def __init__(self, seed: int, ttl: float | None) -> None:
         policy = Policy(None, None, 0.5, 1.0, 60.0, 30.0)
