@@ -125,3 +125,32 @@ async def test_names_the_cleanup_task() -> None:
 
     await finish(cleanup(), name="close-thing")
     assert names == ["close-thing"]
+
+
+async def test_anyio_cancellation_is_not_redelivered_while_the_cleanup_runs() -> None:
+    """An anyio-cancelled caller waits quietly: anyio does not re-cancel it every loop turn.
+
+    anyio (4.16, ``CancelScope._deliver_cancellation``) retries delivery on
+    every loop iteration while a task stays inside a cancelled scope; without
+    an anyio shield around the wait, finish() would busy-loop for the whole
+    cleanup. settle() returns only once no callback is pending.
+    """
+    from tests.fakes import settle
+
+    cleanup = _Cleanup()
+    scopes: list[anyio.CancelScope] = []
+
+    async def caller() -> bool:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await finish(cleanup())
+        return scope.cancelled_caught
+
+    task = asyncio.ensure_future(caller())
+    await cleanup.started.wait()
+    scopes[0].cancel()
+    await settle()  # raises "something is spinning" if the caller is woken again and again
+    assert not task.done()
+    cleanup.release.set()
+    assert await task is True  # the scope still sees its cancellation, after the cleanup
+    assert cleanup.finished

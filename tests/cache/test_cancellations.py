@@ -9,25 +9,30 @@ cut ``aclose()`` half-way, leaving the owned source open, and a second
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import anyio
 import pytest
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
-from tests.cache.cache_fakes import make_creds
+from tests.cache.cache_fakes import make_creds, settle
 
-CLOSE_TAKES = 0.2  # the source's aclose(): four times the caller's deadline below
-DEADLINE = 0.05
+CLOSE_TAKES = 0.2  # the issue's reproduction: a 200 ms source close ...
+DEADLINE = 0.05  # ... under a 50 ms deadline
 
 
 class SlowClosingSource:
-    """A source whose aclose() takes CLOSE_TAKES seconds; counts closes begun and finished."""
+    """A source whose aclose() takes CLOSE_TAKES seconds, or until ``release`` is set.
+
+    Counts closes begun and finished.
+    """
 
     name = "slow-close"
 
-    def __init__(self) -> None:
+    def __init__(self, *, gated: bool = False) -> None:
         self.close_started = asyncio.Event()
+        self.release = asyncio.Event() if gated else None
         self.closes_begun = 0
         self.closes_done = 0
 
@@ -37,7 +42,10 @@ class SlowClosingSource:
     async def aclose(self) -> None:
         self.closes_begun += 1
         self.close_started.set()
-        await asyncio.sleep(CLOSE_TAKES)
+        if self.release is None:
+            await asyncio.sleep(CLOSE_TAKES)
+        else:
+            await self.release.wait()
         self.closes_done += 1
 
 
@@ -46,6 +54,18 @@ async def _open_cache(source: SlowClosingSource) -> CredentialCache:
     await cache.start()
     await cache.get()
     return cache
+
+
+async def _release_after_cancel(
+    source: SlowClosingSource, cancel: Callable[[], object], closer: asyncio.Future[object]
+) -> None:
+    """Once the source's close began: cancel the closer, check it keeps waiting, then release."""
+    await source.close_started.wait()
+    cancel()
+    await settle()
+    assert not closer.done(), "aclose() returned while the source was still closing"
+    assert source.release is not None
+    source.release.set()
 
 
 async def test_aclose_under_asyncio_timeout_still_closes_the_source() -> None:
@@ -60,44 +80,52 @@ async def test_aclose_under_asyncio_timeout_still_closes_the_source() -> None:
 
 
 async def test_second_aclose_waits_for_the_first_to_finish() -> None:
-    """A second aclose() during a slow first one returns only once the source is closed."""
-    source = SlowClosingSource()
+    """A second aclose() during a cancelled first one returns only once the source is closed."""
+    source = SlowClosingSource(gated=True)
     cache = await _open_cache(source)
-
-    async def first() -> None:
-        async with asyncio.timeout(DEADLINE):
-            await cache.aclose()
-
-    first_task = asyncio.ensure_future(first())
+    first = asyncio.ensure_future(cache.aclose())
     await source.close_started.wait()
-    await cache.aclose()
-    assert source.closes_done == 1
-    with pytest.raises(TimeoutError):
-        await first_task
-    assert source.closes_begun == 1
+    first.cancel()
+    second = asyncio.ensure_future(cache.aclose())
+    await settle()
+    assert not second.done()
+    source.release.set()  # type: ignore[union-attr]
+    await second
+    assert source.closes_done == 1 and source.closes_begun == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
 
 
 async def test_aclose_under_native_task_cancel_still_closes_the_source() -> None:
     """task.cancel() on the closer mid-close: CancelledError after the source was closed."""
-    source = SlowClosingSource()
+    source = SlowClosingSource(gated=True)
     cache = await _open_cache(source)
     closer = asyncio.ensure_future(cache.aclose())
-    await source.close_started.wait()
-    closer.cancel()
+    helper = asyncio.ensure_future(_release_after_cancel(source, closer.cancel, closer))
     with pytest.raises(asyncio.CancelledError):
         await closer
+    await helper
     assert source.closes_done == 1
     await cache.aclose()  # idempotent: returns at once, closes nothing twice
     assert source.closes_begun == 1
 
 
 async def test_aclose_under_anyio_cancel_scope_still_closes_the_source() -> None:
-    """anyio's move_on_after around aclose(): the scope is left after the source was closed."""
-    source = SlowClosingSource()
+    """An anyio scope cancelled mid-close is left only after the source was closed."""
+    source = SlowClosingSource(gated=True)
     cache = await _open_cache(source)
-    with anyio.move_on_after(DEADLINE) as scope:
-        await cache.aclose()
-    assert scope.cancelled_caught
+
+    async def close_in_scope() -> anyio.CancelScope:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await cache.aclose()
+        return scope
+
+    scopes: list[anyio.CancelScope] = []
+    closer = asyncio.ensure_future(close_in_scope())
+    await settle()
+    await _release_after_cancel(source, scopes[0].cancel, closer)
+    assert (await closer).cancelled_caught
     assert source.closes_done == 1
 
 
@@ -105,13 +133,13 @@ async def test_cancelled_closer_leaves_no_cleanup_running() -> None:
     """Once a cancelled aclose() has returned, no cleanup of it is still running."""
     from pool._internal.shield import pending_cleanups
 
-    source = SlowClosingSource()
+    source = SlowClosingSource(gated=True)
     cache = await _open_cache(source)
     before = pending_cleanups()
     closer = asyncio.ensure_future(cache.aclose())
-    await source.close_started.wait()
-    closer.cancel()
+    helper = asyncio.ensure_future(_release_after_cancel(source, closer.cancel, closer))
     with pytest.raises(asyncio.CancelledError):
         await closer
-    await asyncio.sleep(0)  # the done-callbacks that forget the cleanup task
+    await helper
+    await settle()  # the done-callbacks that forget the cleanup task
     assert pending_cleanups() == before
