@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pool._internal.clock import SYSTEM_CLOCK, Clock
+from pool._internal.clock import SYSTEM_CLOCK, Clock, SystemClock
 from pool._internal.log import get_logger
 from pool._internal.resource import AsyncResource
 from pool.cache import windows as w
@@ -106,6 +107,10 @@ class CredentialCache(AsyncResource):
         self._source = source
         self._name = source_name(source)
         self._clock = clock_from(clock, sleep)
+        # Read on every get(): the system clock's builtin itself, no Python frame around it.
+        self._now = (
+            time.monotonic if isinstance(self._clock, SystemClock) else self._clock.monotonic
+        )
         self._owns_source = owns_source
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
@@ -176,7 +181,7 @@ class CredentialCache(AsyncResource):
         after close.
         """
         entry = self._machine.entry
-        now = self._clock.monotonic()
+        now = self._now()
         if entry is not None and now < entry.valid_until:
             return entry.creds
         raise self._machine.unavailable(now)
@@ -192,7 +197,7 @@ class CredentialCache(AsyncResource):
         m = self._machine
         entry = m.entry
         if entry is not None:
-            now = self._clock.monotonic()
+            now = self._now()
             if now < entry.mandatory_at:
                 if now >= m.wake_at and m.flight is None:
                     self._runner.nudge()  # the timer is late (frozen process): refresh now
@@ -201,11 +206,11 @@ class CredentialCache(AsyncResource):
 
     async def _get_slow(self) -> Credentials:
         self._ensure_started("get")
-        decision = self._machine.for_caller(self._clock.monotonic())
+        decision = self._machine.for_caller(self._now())
         if isinstance(decision, Credentials):
             return decision
         flight = await self._wait(decision)
-        entry, now = self._machine.entry, self._clock.monotonic()
+        entry, now = self._machine.entry, self._now()
         if entry is not None and now < entry.valid_until:
             return entry.creds
         if flight.error is not None:
@@ -252,7 +257,7 @@ class CredentialCache(AsyncResource):
         sets, dropping the oldest. Ends when the cache closes.
         """
         entry = self._machine.entry
-        valid = entry is not None and self._clock.monotonic() < entry.valid_until
+        valid = entry is not None and self._now() < entry.valid_until
         return self._fanout.subscribe(entry.creds if valid and entry else None)
 
     def add_listener(self, callback: Callable[[Credentials], object]) -> Callable[[], None]:
@@ -270,7 +275,7 @@ class CredentialCache(AsyncResource):
         Never blocks. No secret: key hints, and error messages whose
         third-party text is redacted.
         """
-        m, now = self._machine, self._clock.monotonic()
+        m, now = self._machine, self._now()
         subscribers, listeners = self._fanout.counts
         return status_of(
             name=self._name,
@@ -285,7 +290,7 @@ class CredentialCache(AsyncResource):
         )
 
     def __repr__(self) -> str:
-        state = self._machine.label(self._clock.monotonic())
+        state = self._machine.label(self._now())
         return f"CredentialCache(source={self._name!r}, state={state!r})"
 
 
