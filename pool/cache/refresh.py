@@ -13,7 +13,12 @@ The states (:class:`Phase`) and the only transitions allowed between them::
     IDLE ──start──▶ FETCHING ──outcome──▶ SCHEDULED | BACKING_OFF
                        ▲                        │
                        └──due / request─────────┘
-    any state but CLOSED ──task ended──▶ CRASHED;  any state ──close──▶ CLOSED
+    FETCHING | SCHEDULED | BACKING_OFF ──task ended──▶ CRASHED
+    any state ──close──▶ CLOSED (final)
+
+:data:`TRANSITIONS` is that table; :meth:`RefreshMachine._enter` refuses
+anything else with :class:`pool.InvariantError`, and the property tests drive
+random event sequences through it.
 
 ``status()``'s ``state`` label is the phase read together with whether the
 current set is still valid at that instant (``valid``/``expired``, ...): expiry
