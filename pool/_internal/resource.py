@@ -58,7 +58,9 @@ class AsyncResource:
         """
         closing = self.__closing
         if closing is None:
-            self.__closing = closing = asyncio.ensure_future(release())
+            loop = asyncio.get_running_loop()
+            name = f"{type(self).__name__}.aclose"
+            self.__closing = closing = loop.create_task(release(), name=name)
             await finish(closing)
             return
         if closing is asyncio.current_task() or closing.done():
