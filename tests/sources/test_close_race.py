@@ -118,10 +118,11 @@ async def test_closed_sts_client_builds_nothing(monkeypatch: pytest.MonkeyPatch)
     assert builds == [] and sts.client is None
 
 
-async def test_sts_client_built_while_the_fetch_timed_out_is_kept_and_closed(
-    aws: AwsStandIns, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["asyncio.timeout", "task.cancel", "anyio scope"])
+async def test_sts_client_built_while_the_fetch_was_cancelled_is_kept_and_closed(
+    aws: AwsStandIns, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """asyncio.timeout during the first client build: the built client is kept, then closed."""
+    """A fetch cancelled during the first client build: the built client is kept, then closed."""
     started, release, finished = anyio.Event(), threading.Event(), threading.Event()
     built: list[_RecordingContext] = []
     original = StsClient._build
@@ -138,20 +139,32 @@ async def test_sts_client_built_while_the_fetch_timed_out_is_kept_and_closed(
 
     monkeypatch.setattr(StsClient, "_build", gated)
     source = WebIdentitySource.from_env(aws.env_for("eks_irsa"), attempts=1)
-    deadline: list[asyncio.Timeout] = []
+    cancel: list[Any] = []
 
-    async def fetch_with_deadline() -> None:
-        async with asyncio.timeout(None) as timeout:
-            deadline.append(timeout)
+    async def fetch_then_cancelled() -> None:
+        if how == "asyncio.timeout":
+            async with asyncio.timeout(None) as timeout:
+                loop = asyncio.get_running_loop()
+                cancel.append(lambda: timeout.reschedule(loop.time()))  # the deadline passes
+                await source.fetch()
+        elif how == "anyio scope":
+            with anyio.CancelScope() as scope:
+                cancel.append(scope.cancel)
+                await source.fetch()
+            raise asyncio.CancelledError  # the scope swallowed it: report it the same way
+        else:
             await source.fetch()
 
-    fetching = asyncio.ensure_future(fetch_with_deadline())
+    fetching = asyncio.ensure_future(fetch_then_cancelled())
+    if how == "task.cancel":
+        cancel.append(fetching.cancel)
+    expected = TimeoutError if how == "asyncio.timeout" else asyncio.CancelledError
     try:
         await started.wait()
-        deadline[0].reschedule(asyncio.get_running_loop().time())  # the deadline passes now
-        await asyncio.sleep(0)  # ... and is delivered to the fetch while the build runs
+        cancel[0]()
+        await asyncio.sleep(0)  # the cancellation reaches the fetch while the build runs
         release.set()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(expected):
             await fetching
         await anyio.to_thread.run_sync(finished.wait)
         assert len(built) == 1
