@@ -12,7 +12,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pool._internal.backoff import backoff_delay
@@ -22,6 +22,10 @@ from pool.cache.refresh import TRANSITIONS, Fetch, Phase, RefreshMachine, Sleep
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, InvariantError, PoolClosedError, PoolError
 
+# No per-example deadline and no "too slow" health check: on a loaded machine a
+# slow example is not a failure (these properties are about values, not speed).
+pure = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 lifetimes = st.floats(min_value=1e-3, max_value=30 * 86400, allow_nan=False)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 unit = st.floats(min_value=0.0, max_value=1.0)
@@ -30,6 +34,7 @@ unit = st.floats(min_value=0.0, max_value=1.0)
 # -- the windows ---------------------------------------------------------------------------
 
 
+@pure
 @given(lifetime=lifetimes, jitter=unit, seed=seeds, now=st.floats(0, 1e9))
 def test_refresh_point_lies_inside_the_lifetime_and_before_the_mandatory_window(
     lifetime: float, jitter: float, seed: int, now: float
@@ -43,6 +48,7 @@ def test_refresh_point_lies_inside_the_lifetime_and_before_the_mandatory_window(
     assert 0 <= windows.mandatory <= windows.advisory <= lifetime
 
 
+@pure
 @given(
     lifetime=lifetimes,
     advisory=st.none() | st.floats(0, 1e6),
@@ -61,6 +67,7 @@ def test_explicit_windows_keep_the_point_between_the_window_starts(
     assert deadline - windows.advisory - 1e-6 <= point <= deadline - windows.mandatory + 1e-6
 
 
+@pure
 @given(
     initial=st.floats(1e-3, 100),
     cap=st.floats(1e-3, 1e4),
@@ -82,6 +89,7 @@ def test_backoff_delays_stay_within_their_bounds_and_bounds_never_shrink(
         previous = bound
 
 
+@pure
 @given(streak=st.integers(1, 100), retry=st.floats(1e-3, 600), lifetime=lifetimes, seed=seeds)
 def test_same_credentials_delay_never_passes_a_twelfth_of_the_advisory_window(
     streak: int, retry: float, lifetime: float, seed: int
@@ -239,7 +247,7 @@ class _Driver:
         assert self.m.next_step(self.now) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(pure, max_examples=300)
 @given(
     seed=seeds,
     ttl=st.sampled_from([None, 6.0, 120.0, 900.0, 3600.0, 21600.0]),
