@@ -1,9 +1,11 @@
 """With the root logger at DEBUG, no record of any logger carries a credential.
 
 The real flows run against the stand-ins: every source (environment, web
-identity, ECS, EKS Pod Identity, IMDS, AssumeRole), a pool start (PyMongo
-signs MONGODB-AWS through botocore), a forced rotation, a refused
-authentication and a refused AssumeRole. A handler on the root logger formats
+identity, ECS, EKS Pod Identity, IMDS, AssumeRole, every kind of shared-config
+profile: static, SSO, credential_process, chained, web, EC2 role), boto3's STS client in the
+same process, a pool start (PyMongo signs MONGODB-AWS through botocore), a
+forced rotation, a refused authentication and a refused AssumeRole. A handler
+on the root logger formats
 each record fully (message, args, exception, stack, every attribute) and no
 minted secret key, session token, web identity token, container token or
 external id may appear in any of them.
@@ -11,6 +13,7 @@ external id may appear in any of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import AsyncIterator, Iterator
@@ -23,9 +26,11 @@ from pool._internal import scrub
 from pool.errors import PoolError
 from pool.sources import from_environment
 from pool.sources.assume_role import AssumeRoleSource
+from pool.sources.profile import ProfileSource
 from pool.sources.static import StaticSource
 from pool.standins.authority import CredentialAuthority
 from pool.standins.aws import ENVIRONMENTS, AwsStandIns
+from pool.standins.laptop import DeveloperHome
 from pool.standins.mongo.server import MongoStandIn
 from tests.client_pool.pool_helpers import FAST, MintingSource, until
 
@@ -108,6 +113,43 @@ async def _every_source(aws: AwsStandIns, seen: list[Credentials]) -> None:
             await refused.fetch()
 
 
+PROFILES = ("static", "sso", "sso-legacy", "process", "chained", "chained-twice", "web", "ec2-role")
+
+
+async def _every_profile(aws: AwsStandIns, seen: list[Credentials]) -> list[str]:
+    """Every kind of ~/.aws profile (SSO, credential_process, chains...): returns its secrets."""
+    async with DeveloperHome(aws) as home:
+        for profile in PROFILES:
+            async with ProfileSource(environ=home.env(profile)) as source:
+                seen.append(await source.fetch())
+        return [home.sso_token, home.legacy_sso_token, home.long_term_key.secret_access_key]
+
+
+def _botocore_flows(aws: AwsStandIns, base: Credentials) -> list[str]:
+    """boto3's STS client in the same process (as PyMongo's own AWS lookup uses botocore):
+    botocore.endpoint logs the parameters, botocore.parsers the bodies. Returns the secrets."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 1})
+    unsigned = boto3.Session(region_name="us-east-1").client(
+        "sts", endpoint_url=aws.sts_url, config=config
+    )
+    web = unsigned.assume_role_with_web_identity(
+        RoleArn=aws.role_arn, RoleSessionName="boto", WebIdentityToken=aws.web_identity_token
+    )["Credentials"]
+    signed = boto3.Session(
+        aws_access_key_id=base.access_key_id,
+        aws_secret_access_key=base.secret_access_key,
+        aws_session_token=base.session_token,
+        region_name="us-east-1",
+    ).client("sts", endpoint_url=aws.sts_url, config=config)
+    chained = signed.assume_role(
+        RoleArn=aws.role_arn, RoleSessionName="boto-chain", ExternalId=EXTERNAL_ID
+    )["Credentials"]
+    return [c[k] for c in (web, chained) for k in ("SecretAccessKey", "SessionToken")]
+
+
 async def _pool_life(aws: AwsStandIns, mongo: MongoStandIn, seen: list[Credentials]) -> None:
     minting = MintingSource(aws.authority, lifetime=3600.0)  # a new set on every fetch
     async with (
@@ -138,11 +180,18 @@ async def test_no_credential_in_any_record_at_debug(
     aws, mongo = stand_ins
     seen: list[Credentials] = []
     await _every_source(aws, seen)
+    profile_secrets = await _every_profile(aws, seen)
+    boto_secrets = await asyncio.to_thread(_botocore_flows, aws, seen[1])
     await _pool_life(aws, mongo, seen)
     secrets = [aws.ecs_auth_token, aws.pod_identity_token, aws.web_identity_token, EXTERNAL_ID]
+    secrets += boto_secrets + profile_secrets
+    assert all(secrets), "every token the flows used is known to the test"
     for creds in seen:
-        secrets += [creds.secret_access_key, creds.session_token or ""]
-    assert all(secrets) and len(seen) >= 9
+        secrets += [
+            creds.secret_access_key,
+            *([creds.session_token] if creds.session_token else []),
+        ]
+    assert len(seen) >= 9 + len(PROFILES)
     names = {name for name, _ in every_record.texts}
     # The flows went through the loggers known to print credentials.
     assert {"botocore.auth", "botocore.endpoint", "botocore.parsers"} <= names, names
