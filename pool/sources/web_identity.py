@@ -120,7 +120,11 @@ class WebIdentitySource(StsSourceBase):
         # Read once per fetch (kubelet rotates the file), not once per retry.
         token = (
             await read_token_file(
-                self.token_file, source=self.name, what="web identity token file", hint=_TOKEN_HINT
+                self.token_file,
+                source=self.name,
+                what="web identity token file",
+                hint=_TOKEN_HINT,
+                read_timeout=self._settings.timeout,
             )
         ).strip()
         params: dict[str, Any] = {

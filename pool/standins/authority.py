@@ -125,8 +125,12 @@ class CredentialAuthority:
         clock: Callable[[], float] = time.time,
         allow_unknown_roles: bool = False,
     ) -> None:
-        if default_lifetime <= 0 or min_duration <= 0:
-            raise ConfigurationError("default_lifetime and min_duration must be positive seconds")
+        if not default_lifetime > 0:
+            raise ConfigurationError(
+                f"default_lifetime must be > 0 seconds; got {default_lifetime}"
+            )
+        if not min_duration > 0:
+            raise ConfigurationError(f"min_duration must be > 0 seconds; got {min_duration}")
         self.account_id = account_id
         self.region = region
         self.default_lifetime = default_lifetime

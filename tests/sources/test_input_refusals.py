@@ -268,3 +268,29 @@ def test_valid_role_arns_pass() -> None:
         "arn:aws-us-gov:iam::123456789012:role/a/b/c/app",
     ):
         assert check_role_arn(arn, source="t") == arn
+
+
+async def test_web_identity_token_file_read_obeys_the_fetch_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WebIdentitySource gives its timeout to the token read; a FIFO is refused at once."""
+    seen: list[float | None] = []
+    real = sources_base.read_token_file
+
+    async def spy(*args: object, read_timeout: float | None = None, **kw: object) -> str:
+        seen.append(read_timeout)
+        return await real(*args, read_timeout=read_timeout, **kw)  # type: ignore[arg-type]
+
+    import pool.sources.web_identity as web_identity
+
+    monkeypatch.setattr(web_identity, "read_token_file", spy)
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    source = WebIdentitySource(
+        role_arn="arn:aws:iam::123456789012:role/app", token_file=fifo, timeout=0.7,
+        endpoint_url="http://127.0.0.1:9/",
+    )  # fmt: skip
+    async with source:
+        with pytest.raises(CredentialFetchError, match="not a regular file"):
+            await source.fetch()
+    assert seen == [0.7]
