@@ -107,6 +107,8 @@ class Credentials:
 
         Credentials go to the driver as keyword options, never into a URI string.
         """
+        # In use again: keep its secrets among the most recent in the bounded registry.
+        register_secret(self.secret_access_key, self.session_token)
         opts: dict[str, Any] = {
             "username": self.access_key_id,
             "password": self.secret_access_key,

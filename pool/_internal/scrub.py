@@ -48,6 +48,10 @@ _MASK = "***"
 
 _lock = threading.Lock()
 _secrets: OrderedDict[str, None] = OrderedDict()
+# What scrub() reads: an immutable snapshot (longest first, so a secret that
+# contains another is masked whole), replaced under the lock on registration,
+# so a record created on another thread never sees the dict mid-update.
+_snapshot: tuple[str, ...] = ()
 _enabled = os.environ.get("POOL_LOG_SCRUBBING", "1").strip().lower() not in {"0", "off", "false"}
 _installed: Any = None  # the factory we installed, or None
 _previous: Any = None  # the factory it wraps
@@ -87,6 +91,7 @@ def set_log_scrubbing(enabled: bool) -> None:
 
 def register_secret(*values: str | None) -> None:
     """Remember secret values to scrub from every log record (bounded, oldest first out)."""
+    global _snapshot
     with _lock:
         for value in values:
             if not value or len(value) < _MIN_LEN:
@@ -96,6 +101,7 @@ def register_secret(*values: str | None) -> None:
                 _secrets.move_to_end(form)
         while len(_secrets) > MAX_SECRETS:
             _secrets.popitem(last=False)
+        _snapshot = tuple(sorted(_secrets, key=len, reverse=True))
         if _enabled and _secrets:
             _install_locked()
 
@@ -106,7 +112,7 @@ def _field(match: re.Match[str]) -> str:
 
 def scrub(text: str) -> str:
     """``text`` without any registered secret nor a recognised credential field's value."""
-    for secret in list(_secrets):
+    for secret in _snapshot:
         if secret in text:
             text = text.replace(secret, _MASK)
     if any(c in text for c in ":=<") or "eyJ" in text:

@@ -247,3 +247,39 @@ def test_the_registry_is_bounded() -> None:
     for i in range(scrub.MAX_SECRETS + 10):
         scrub.register_secret(f"bounded-secret-{i:06d}")
     assert len(scrub._secrets) <= scrub.MAX_SECRETS
+
+
+def test_records_from_other_threads_are_scrubbed_while_secrets_register() -> None:
+    """Registering on one thread while others log never breaks or withholds a record."""
+    import threading
+
+    logger = logging.getLogger("tests.scrub.threads")
+    texts: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            texts.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    secret = "threaded-Secret-0a1b2c3d4e"
+    scrub.register_secret(secret)
+    stop = threading.Event()
+
+    def register() -> None:  # 100 values churning: within the bound, the secret stays known
+        i = 0
+        while not stop.is_set():
+            scrub.register_secret(f"churn-secret-{i % 100:08d}")
+            i += 1
+
+    churn = threading.Thread(target=register)
+    churn.start()
+    try:
+        for _ in range(2000):
+            logger.debug("value %s", secret)
+    finally:
+        stop.set()
+        churn.join()
+        logger.removeHandler(handler)
+    assert texts == ["value ***"] * 2000
