@@ -66,7 +66,10 @@ class CredentialCache(AsyncResource):
     seconds) and ``sleep`` must agree: inject both in tests. ``owns_source``
     closes the source (its ``aclose()``) when the cache closes.
     ``subscriber_buffer`` is how many undelivered sets each subscriber keeps
-    (the newest; the oldest is dropped).
+    (the newest; the oldest is dropped). ``fleet``
+    (:class:`pool.cache.windows.Fleet`) spreads the first fetch and the refresh
+    points of a process that is one of many sharing a credential service's
+    rate limit; throttled answers back off longer in any case.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class CredentialCache(AsyncResource):
         rng: random.Random | None = None,
         owns_source: bool = False,
         subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
+        fleet: w.Fleet | None = None,
     ) -> None:
         if not callable(getattr(source, "fetch", None)):
             raise ConfigurationError(
@@ -94,7 +98,7 @@ class CredentialCache(AsyncResource):
             raise ConfigurationError("subscriber_buffer must be at least 1")
         policy = Policy(
             advisory_window, mandatory_window, jitter, backoff_initial, backoff_max,
-            same_credentials_retry,
+            same_credentials_retry, fleet,
         )  # fmt: skip
         self._source = source
         self._name = source_name(source)
@@ -102,10 +106,11 @@ class CredentialCache(AsyncResource):
         self._owns_source = owns_source
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
-        self._st = RefreshState(policy, self._name, rng or random.Random(), self._log)
+        rng = rng or random.Random()
+        self._st = RefreshState(policy, self._name, rng, self._log)
         self._runner = RefreshTask(
             source, self._st, clock=clock, sleep=sleep or anyio.sleep, log=self._log,
-            publish=self._fanout.publish,
+            publish=self._fanout.publish, startup_delay=w.startup_delay(fleet, rng),
         )  # fmt: skip
         self._closed = False
         self._close_done: anyio.Event | None = None

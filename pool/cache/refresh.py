@@ -35,6 +35,7 @@ class Policy:
     backoff_initial: float
     backoff_max: float
     same_retry: float
+    fleet: w.Fleet | None = None
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -120,7 +121,9 @@ class RefreshState:
             return False
         refresh_at = math.inf
         if windows is not None:
-            refresh_at = w.refresh_point(deadline, windows, p.jitter, self.rng)
+            refresh_at = w.spread_refresh_point(
+                now, deadline, windows, p.jitter, self.rng, p.fleet, first=self.sets == 0
+            )
         self.entry = Entry(creds, deadline, remaining, windows, refresh_at)
         self.sets += 1
         self.consecutive_failures = self.same_streak = 0
@@ -187,7 +190,11 @@ class RefreshState:
         retryable = bool(getattr(error, "retryable", False))
         entry, p = self.entry, self.policy
         cap = w.backoff_cap(p.backoff_max, entry.lifetime if entry is not None else None)
-        if retryable:
+        throttled = bool(getattr(error, "throttled", False))
+        if throttled:
+            # "Slow down" from the endpoint: longer, never-immediate retries.
+            delay = w.throttled_delay(self.consecutive_failures, p.backoff_initial, cap, self.rng)
+        elif retryable:
             initial = min(p.backoff_initial, cap)
             delay = backoff_delay(self.consecutive_failures, initial, cap, self.rng)
         else:
@@ -208,6 +215,7 @@ class RefreshState:
             error_class=type(error).__name__,
             cause_class=type(error.__cause__).__name__ if error.__cause__ else None,
             retryable=retryable,
+            throttled=throttled,
             consecutive=self.consecutive_failures,
             retry_in_s=_finite(at - now),
             serving_current=valid_for > 0,

@@ -56,8 +56,10 @@ class RefreshTask:
         sleep: Callable[[float], Awaitable[None]],
         log: Any,
         publish: Callable[[Credentials], None],
+        startup_delay: float = 0.0,
     ) -> None:
         self._source, self._st, self._log, self._publish = source, state, log, publish
+        self._startup_delay = startup_delay  # a fleet's spread first fetch (windows.Fleet)
         self._clock, self._sleep = clock, sleep
         self.flight: Flight | None = None
         self.crash: InvariantError | None = None
@@ -111,6 +113,9 @@ class RefreshTask:
 
     async def _run(self) -> None:
         try:
+            if self._startup_delay > 0:
+                # Not the nudgeable sleep: callers wait for the spread first fetch.
+                await self._sleep(self._startup_delay)
             while not self._stopping:  # in case a cancellation were ever swallowed
                 if self.flight is None:
                     delay = self._st.wake_at - self._clock()

@@ -32,6 +32,7 @@ from pool.standins.mongo import catalog, crud
 from pool.standins.mongo.auth import MECHANISM, AuthFailure, AwsConversation
 from pool.standins.mongo.errors import CommandError, error_reply
 from pool.standins.mongo.wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
+from pool.standins.throttle import RateCounters
 
 __all__ = ["ConnectionState", "Dispatcher", "MongoStats"]
 
@@ -64,6 +65,8 @@ class MongoStats:
     ``auth_failures`` is keyed by reason (``sts:ExpiredToken``, ``unmapped_role``,
     ``bad_payload``, ``rejected``...), ``commands`` by canonical command name.
     ``sts_calls`` counts GetCallerIdentity verifications (Atlas's STS quota).
+    ``rates`` counts per wall-clock second ``connections`` opened, ``saslStart``
+    received and ``auth`` (successful authentications), for the fleet benchmarks.
     """
 
     connections_opened: int = 0
@@ -74,6 +77,7 @@ class MongoStats:
     sts_calls: int = 0
     protocol_errors: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
+    rates: RateCounters = field(default_factory=RateCounters)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain copy, safe to keep while the server goes on counting."""
@@ -86,6 +90,7 @@ class MongoStats:
             "sts_calls": self.sts_calls,
             "protocol_errors": self.protocol_errors,
             "faults_fired": dict(self.faults_fired),
+            "per_second": self.rates.snapshot(),
         }
 
 
@@ -224,6 +229,7 @@ class Dispatcher:
 
     def _sasl_start(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
         conn.conversation = None
+        self.stats.rates.record("saslStart")
         mechanism = request.body.get("mechanism")
         if mechanism != MECHANISM:
             self._auth_failed(conn, "mechanism", f"mechanism {str(mechanism)[:40]!r}")
@@ -257,6 +263,7 @@ class Dispatcher:
             return self._auth_failed(conn, "rejected", f"reject_auth is set ({principal.key_hint})")
         conn.user = principal.user
         self.stats.auth_successes += 1
+        self.stats.rates.record("auth")
         log.info(
             "mongo.auth_succeeded",
             conn=conn.id,
