@@ -45,6 +45,7 @@ __all__ = [
     "mandatory_for",
     "non_retryable_delay",
     "refresh_point",
+    "retry_cap",
     "same_credentials_delay",
     "spread_refresh_point",
     "startup_delay",
@@ -191,7 +192,11 @@ class Fleet:
       are desynchronised from their first refresh on, for good;
     * ``outage_tolerance`` (seconds): the latest refresh point is at least this
       long before the mandatory window, so a credential service down that long
-      at the worst moment is ridden out on the current credentials.
+      at the worst moment is ridden out on the current credentials;
+    * ``retry_spread`` (seconds): retry delays after failures may grow to this
+      (instead of ``backoff_max``; still at most a quarter of the lifetime, and
+      never past the mandatory window), so a fleet whose refreshes piled up
+      during an outage comes back spread out, not all within a minute.
 
     :meth:`for_budget` derives them from a fleet size and a calls-per-second budget.
     """
@@ -200,9 +205,10 @@ class Fleet:
     refresh_spread: float = 0.0
     stagger_first_refresh: bool = False
     outage_tolerance: float = 0.0
+    retry_spread: float = 0.0
 
     def __post_init__(self) -> None:
-        for label in ("startup_spread", "refresh_spread", "outage_tolerance"):
+        for label in ("startup_spread", "refresh_spread", "outage_tolerance", "retry_spread"):
             value = getattr(self, label)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{label} must be a finite number of seconds >= 0; got {value}")
@@ -213,13 +219,25 @@ class Fleet:
     ) -> Fleet:
         """Settings that keep ``processes`` processes' fetches under ``calls_per_second``.
 
-        The deploy's first fetches are spread over ``processes / calls_per_second``
-        seconds, and so is every later refresh; the first refresh is staggered.
+        Processes choose their moments independently, so the calls per second
+        are Poisson around the mean: the spread is sized so that the mean plus
+        four standard deviations fits the budget (``m + 4 sqrt(m) = budget``;
+        for 10,000 processes and 50 calls/s, 350 s). The deploy's first
+        fetches, every later refresh and the retries after an outage are
+        spread over it; the first refresh is staggered over the first lifetime.
         """
         if processes < 1 or not calls_per_second > 0:
             raise ValueError("processes must be >= 1 and calls_per_second > 0")
-        spread = processes / calls_per_second
-        return cls(spread, spread, True, outage_tolerance)
+        root = (-4 + math.sqrt(16 + 4 * calls_per_second)) / 2
+        spread = processes / max(root * root, 1e-9)
+        return cls(spread, spread, True, outage_tolerance, spread)
+
+
+def retry_cap(backoff_max: float, lifetime: float | None, fleet: Fleet | None) -> float:
+    """:func:`backoff_cap` with ``fleet.retry_spread`` as the largest delay when it is longer."""
+    if fleet is not None and fleet.retry_spread > backoff_max:
+        backoff_max = fleet.retry_spread
+    return backoff_cap(backoff_max, lifetime)
 
 
 def startup_delay(fleet: Fleet | None, rng: random.Random) -> float:

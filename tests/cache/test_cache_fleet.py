@@ -110,9 +110,14 @@ def test_outage_tolerance_and_refresh_spread_bound_the_window() -> None:
 
 
 def test_for_budget_spreads_over_processes_per_budget() -> None:
-    """Fleet.for_budget(10000, 50) spreads start and refreshes over 200 s and staggers."""
+    """Fleet.for_budget(10000, 50): mean + 4 sigma fits 50/s, so ~350 s of spread everywhere."""
     fleet = w.Fleet.for_budget(10_000, 50.0)
-    assert (fleet.startup_spread, fleet.refresh_spread) == (200.0, 200.0)
+    mean = 10_000 / fleet.startup_spread
+    assert mean + 4 * mean**0.5 == pytest.approx(50.0)
+    assert fleet.startup_spread == fleet.refresh_spread == fleet.retry_spread
+    assert 340 < fleet.startup_spread < 360
     assert fleet.stagger_first_refresh and fleet.outage_tolerance == 900.0
+    assert w.retry_cap(60.0, 3600.0, fleet) == fleet.retry_spread
+    assert w.retry_cap(60.0, 3600.0, None) == 60.0
     with pytest.raises(ValueError):
         w.Fleet(startup_spread=-1)
