@@ -71,6 +71,7 @@ class MongoStats:
 
     connections_opened: int = 0
     connections_open: int = 0
+    connections_open_peak: int = 0
     auth_successes: int = 0
     auth_failures: Counter[str] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
@@ -84,6 +85,7 @@ class MongoStats:
         return {
             "connections_opened": self.connections_opened,
             "connections_open": self.connections_open,
+            "connections_open_peak": self.connections_open_peak,
             "auth_successes": self.auth_successes,
             "auth_failures": dict(self.auth_failures),
             "commands": dict(self.commands),

@@ -203,6 +203,9 @@ class MongoStandIn(AsyncResource):
         self.stats.connections_opened += 1
         self.stats.rates.record("connections")
         self.stats.connections_open += 1
+        self.stats.connections_open_peak = max(
+            self.stats.connections_open_peak, self.stats.connections_open
+        )
         try:
             await self._serve_connection(conn, reader, writer)
         except WireProtocolError as exc:
