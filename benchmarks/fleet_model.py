@@ -115,6 +115,7 @@ class World:
         self.key = [-1] * n
         self.mandatory_at = [-math.inf] * n
         self.refresh_at = [math.inf] * n
+        self.windows: list[w.Windows] = [w.Windows(0.0, 0.0)] * n
         self.lifetime = [math.nan] * n
         self.consec = [0] * n
         self.streak = [0] * n
@@ -246,7 +247,7 @@ class World:
             if remaining <= win.mandatory:
                 outcome = "error"  # the cache refuses sets inside the mandatory window
             elif key == self.key[p] and not self.env.fresh:
-                self.pool_same(p, t, win)
+                self.pool_same(p, t, self.windows[p])
                 return
             else:
                 self.pool_install(p, t, key, deadline, win)
@@ -263,6 +264,7 @@ class World:
         self.consec[p] = self.streak[p] = 0
         self.lifetime[p] = deadline - t
         self.mandatory_at[p], self.refresh_at[p] = deadline - win.mandatory, at
+        self.windows[p] = win  # the cache keeps the windows of the set it installed
         self.got_creds(p, t, key, deadline, self.cfg.warm * self.cfg.members)
         self.schedule(at, p, 1)
 
@@ -280,7 +282,9 @@ class World:
         self.consec[p] += 1
         life = self.lifetime[p]
         fleet = self.cfg.fleet if self.strategy == "pool" else None
-        cap = w.retry_cap(w.DEFAULT_BACKOFF_MAX, None if math.isnan(life) else life, fleet)
+        serving = t < self.deadline[p]
+        lifetime = None if math.isnan(life) else life
+        cap = w.retry_cap(w.DEFAULT_BACKOFF_MAX, lifetime, fleet, serving=serving)
         if throttled:
             delay = w.throttled_delay(self.consec[p], w.DEFAULT_BACKOFF_INITIAL, cap, self.rng)
         else:

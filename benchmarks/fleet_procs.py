@@ -95,7 +95,7 @@ def per_second(series: dict[str, int], start: float, end: float) -> list[int]:
 
 
 def rotation_spread(members: list[dict[str, Any]]) -> list[float]:
-    """For each rotation k (the k-th set after the first), max - min of its time across processes."""
+    """For each rotation (each set after the first), max - min of its time across processes."""
     depth = min(len(m["sets"]) for m in members) if members else 0
     return [
         round(max(m["sets"][k] for m in members) - min(m["sets"][k] for m in members), 3)
@@ -133,7 +133,7 @@ async def run_mode(args: argparse.Namespace, mode: str, tmp: Path) -> dict[str, 
                 env=env,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
+            )
             for out in outs
         ]
         codes = [await p.wait() for p in procs]

@@ -189,7 +189,9 @@ class RefreshState:
         self.last_error, self.last_traceback = error, error.__traceback__
         retryable = bool(getattr(error, "retryable", False))
         entry, p = self.entry, self.policy
-        cap = w.retry_cap(p.backoff_max, entry.lifetime if entry is not None else None, p.fleet)
+        serving = entry is not None and now < entry.valid_until
+        lifetime = entry.lifetime if entry is not None else None
+        cap = w.retry_cap(p.backoff_max, lifetime, p.fleet, serving=serving)
         throttled = bool(getattr(error, "throttled", False))
         if throttled:
             # "Slow down" from the endpoint: longer, never-immediate retries.

@@ -233,9 +233,15 @@ class Fleet:
         return cls(spread, spread, True, outage_tolerance, spread)
 
 
-def retry_cap(backoff_max: float, lifetime: float | None, fleet: Fleet | None) -> float:
-    """:func:`backoff_cap` with ``fleet.retry_spread`` as the largest delay when it is longer."""
-    if fleet is not None and fleet.retry_spread > backoff_max:
+def retry_cap(
+    backoff_max: float, lifetime: float | None, fleet: Fleet | None, *, serving: bool
+) -> float:
+    """:func:`backoff_cap`, with ``fleet.retry_spread`` as the largest delay while ``serving``.
+
+    Spreading retries only makes sense while valid credentials are still
+    served; once nothing valid is left, callers are waiting: ``backoff_max``.
+    """
+    if serving and fleet is not None and fleet.retry_spread > backoff_max:
         backoff_max = fleet.retry_spread
     return backoff_cap(backoff_max, lifetime)
 

@@ -117,7 +117,8 @@ def test_for_budget_spreads_over_processes_per_budget() -> None:
     assert fleet.startup_spread == fleet.refresh_spread == fleet.retry_spread
     assert 340 < fleet.startup_spread < 360
     assert fleet.stagger_first_refresh and fleet.outage_tolerance == 900.0
-    assert w.retry_cap(60.0, 3600.0, fleet) == fleet.retry_spread
-    assert w.retry_cap(60.0, 3600.0, None) == 60.0
+    assert w.retry_cap(60.0, 3600.0, fleet, serving=True) == fleet.retry_spread
+    assert w.retry_cap(60.0, 3600.0, fleet, serving=False) == 60.0  # callers are waiting
+    assert w.retry_cap(60.0, 3600.0, None, serving=True) == 60.0
     with pytest.raises(ValueError):
         w.Fleet(startup_spread=-1)
