@@ -282,7 +282,7 @@ class World:
         self.consec[p] += 1
         life = self.lifetime[p]
         fleet = self.cfg.fleet if self.strategy == "pool" else None
-        serving = t < self.deadline[p]
+        serving = t < self.mandatory_at[p]
         lifetime = None if math.isnan(life) else life
         cap = w.retry_cap(w.DEFAULT_BACKOFF_MAX, lifetime, fleet, serving=serving)
         if throttled:

@@ -5,7 +5,7 @@ Lambda cold-start path (environment variables) must stay cheap.
 """
 
 from pool import sources as sources
-from pool.cache import CredentialCache, Subscription
+from pool.cache import CredentialCache, Fleet, Subscription
 from pool.client_pool import ClientPool
 from pool.credentials import Credentials
 from pool.errors import (
@@ -32,6 +32,7 @@ __all__ = [
     "CredentialFetchError",
     "Credentials",
     "CredentialsExpiredError",
+    "Fleet",
     "InvariantError",
     "NoCredentialsFoundError",
     "PoolClosedError",

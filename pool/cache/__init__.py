@@ -10,5 +10,6 @@
 
 from pool.cache.cache import CredentialCache
 from pool.cache.fanout import Subscription
+from pool.cache.windows import Fleet
 
-__all__ = ["CredentialCache", "Subscription"]
+__all__ = ["CredentialCache", "Fleet", "Subscription"]

@@ -189,7 +189,9 @@ class RefreshState:
         self.last_error, self.last_traceback = error, error.__traceback__
         retryable = bool(getattr(error, "retryable", False))
         entry, p = self.entry, self.policy
-        serving = entry is not None and now < entry.valid_until
+        # Spread retries only while callers are served without waiting (not
+        # inside the mandatory window, where a long pause would let them expire).
+        serving = entry is not None and now < min(entry.valid_until, entry.mandatory_at)
         lifetime = entry.lifetime if entry is not None else None
         cap = w.retry_cap(p.backoff_max, lifetime, p.fleet, serving=serving)
         throttled = bool(getattr(error, "throttled", False))

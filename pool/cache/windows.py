@@ -238,8 +238,9 @@ def retry_cap(
 ) -> float:
     """:func:`backoff_cap`, with ``fleet.retry_spread`` as the largest delay while ``serving``.
 
-    Spreading retries only makes sense while valid credentials are still
-    served; once nothing valid is left, callers are waiting: ``backoff_max``.
+    Spreading retries only makes sense while valid credentials are served
+    outside the mandatory window; in it, or once nothing valid is left,
+    callers are waiting: ``backoff_max``.
     """
     if serving and fleet is not None and fleet.retry_spread > backoff_max:
         backoff_max = fleet.retry_spread
