@@ -95,6 +95,7 @@ class Config:
     outage: tuple[float, float] | None = None
     throttle: tuple[float, float] | None = None  # rate, burst
     fleet: w.Fleet | None = None
+    warm_spread: float = 0.0  # what-if: a rotation's connections opened over this many seconds
     seed: int = 1
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -183,7 +184,15 @@ class World:
         elif self.down_since[p] is not None:
             self.close_down(p, self.down_since[p], t)
         self.key[p], self.deadline[p] = key, deadline
-        self.auths[int(t)] += conns
+        self.add_conns(t, conns)
+
+    def add_conns(self, t: float, conns: int) -> None:
+        spread = int(self.cfg.warm_spread)
+        if conns <= 1 or spread <= 1:
+            self.auths[int(t)] += conns
+            return
+        end = min(int(t) + spread, len(self.auths))
+        self.auths[int(t) : end] += conns / spread
 
     def close_down(self, p: int, since: float, until: float) -> None:
         self.down_since[p] = None

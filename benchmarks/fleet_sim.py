@@ -90,6 +90,7 @@ def scenario_config(args: argparse.Namespace, env: Env, scenario: str) -> Config
         args.processes, args.sts_budget, outage_tolerance=args.outage_minutes * 60
     )
     cfg = Config(processes=args.processes, horizon=args.hours * 3600, fleet=fleet, seed=args.seed)
+    cfg.warm_spread = args.warm_spread
     if scenario == "sts_outage":
         # STS: the refresh instant of the synchronised strategies (no jitter and
         # botocore refresh every lifetime - advisory) nearest mid-horizon, by
@@ -182,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throttle-rate", type=float, default=50.0, help="STS's rate limit, calls/s")
     p.add_argument("--outage-minutes", type=float, default=15.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--warm-spread",
+        type=float,
+        default=0.0,
+        help="what-if (not a library setting): open each rotation's connections over N s",
+    )
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path)
     args = p.parse_args(argv)
