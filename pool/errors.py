@@ -80,7 +80,9 @@ class CredentialFetchError(CredentialError):
     """A credential source failed to return credentials.
 
     ``retryable`` tells whether trying again later may succeed (timeouts, 5xx,
-    throttling) or not (access denied, invalid token, malformed response).
+    throttling) or not (access denied, invalid token, malformed response);
+    ``throttled`` whether the endpoint asked to slow down (the cache then
+    backs off longer).
     ``source`` is the short name of the source (``"ecs"``, ``"ec2"`` ...).
     """
 
