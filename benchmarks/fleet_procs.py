@@ -152,7 +152,7 @@ async def run_mode(args: argparse.Namespace, mode: str, tmp: Path) -> dict[str, 
         "auth_peak_per_s": max(auths, default=0),
         "auth_mean_per_s": round(statistics.fmean(auths), 2) if auths else 0,
         "connections_peak_per_s": max(conns, default=0),
-        "connections_open_peak": stats["mongo"]["connections_open_peak"],
+        "connections_peak": stats["mongo"]["connections_peak"],
         "auth_failures": sum(stats["mongo"]["auth_failures"].values()),
         "operations": sum(m["ok"] for m in members),
         "failed_operations": sum(m["failed"] for m in members),
@@ -163,7 +163,7 @@ async def run_mode(args: argparse.Namespace, mode: str, tmp: Path) -> dict[str, 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     cols = ("sts_peak_per_s", "sts_mean_per_s", "auth_peak_per_s", "auth_mean_per_s",
-            "connections_peak_per_s", "connections_open_peak", "failed_operations",
+            "connections_peak_per_s", "connections_peak", "failed_operations",
             "rotation_spread_mean_s")  # fmt: skip
     lines = ["| mode | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for mode, row in results.items():

@@ -27,8 +27,12 @@ class EmulatorProcess(AsyncResource):
     """``python -m pool emulate`` as a child process; async context manager.
 
     ``faults`` are spec strings (see :mod:`pool.standins.faults`), ``rate_limits``
-    too (see :mod:`pool.standins.throttle`). After ``aclose()``, :attr:`stats`
-    holds the child's per-second counters (``emulate --stats``).
+    too (see :mod:`pool.standins.throttle`); ``replica_set``, ``sharded``,
+    ``tls`` and ``srv`` choose the MongoDB topology as
+    :class:`~pool.standins.emulator.Emulator` does. :attr:`info` is the JSON
+    the child wrote (``mongodb_uri``, ``tls_ca_file``, ``mongodb_members``,
+    ``mongodb_srv_uri``, ``dns_server``...). After ``aclose()``,
+    :attr:`stats` holds the child's per-second counters (``emulate --stats``).
     """
 
     def __init__(
@@ -39,6 +43,10 @@ class EmulatorProcess(AsyncResource):
         faults: list[str] | None = None,
         start_timeout: float = 60.0,
         rate_limits: list[str] | None = None,
+        replica_set: int = 0,
+        sharded: int = 0,
+        tls: bool = False,
+        srv: bool = False,
     ) -> None:
         self._args = [
             "--lifetime",
@@ -46,6 +54,12 @@ class EmulatorProcess(AsyncResource):
             "--command-delay",
             str(command_delay),
         ]
+        if replica_set:
+            self._args += ["--replica-set", str(replica_set)]
+        if sharded:
+            self._args += ["--sharded", str(sharded)]
+        self._args += ["--tls"] if tls else []
+        self._args += ["--srv"] if srv else []
         for spec in faults or []:
             self._args += ["--fault", spec]
         for spec in rate_limits or []:

@@ -115,6 +115,17 @@ class RateCounters:
         self._lock = threading.Lock()
         self._bins: dict[str, Counter[int]] = {}
 
+    @classmethod
+    def merged(cls, parts: Iterable[RateCounters]) -> RateCounters:
+        """One set of counters summing ``parts`` (e.g. every member of a cluster)."""
+        total = cls()
+        for part in parts:
+            with part._lock:
+                items = [(n, dict(b)) for n, b in part._bins.items()]
+            for name, bins in items:
+                total._bins.setdefault(name, Counter()).update(bins)
+        return total
+
     def record(self, name: str, count: int = 1) -> None:
         second = int(self._clock())
         with self._lock:
