@@ -180,3 +180,16 @@ async def test_mongo_counts_connections_sasl_starts_and_auths(
     assert rates.total("saslStart") >= rates.total("auth")
     assert rates.total("connections") == mongo_server.stats.connections_opened
     assert "per_second" in mongo_server.stats.snapshot()
+
+
+def test_rate_counters_merge_members() -> None:
+    """A cluster's counters are the per-second sums of its members' (MongoCluster.stats)."""
+    tick = Tick()
+    a, b = RateCounters(tick), RateCounters(tick)
+    a.record("auth", 2)
+    b.record("auth")
+    tick.now += 1
+    b.record("connections")
+    total = RateCounters.merged([a, b])
+    assert total.per_second("auth") == {1000: 3}
+    assert total.per_second("connections") == {1001: 1}
