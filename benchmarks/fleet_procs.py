@@ -50,12 +50,13 @@ async def member(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, args.start_at - time.time()))
     jitter = 0.0 if args.mode == "no_jitter" else 0.5
     fleet = Fleet(stagger_first_refresh=True, startup_spread=1.0) if args.mode == "fleet" else None
-    cache = CredentialCache(
-        WebIdentitySource.from_env(), jitter=jitter, fleet=fleet, owns_source=True
-    )
+    source = WebIdentitySource.from_env()
     rotations: list[float] = []
     ok = failed = 0
-    async with ClientPool(args.uri, credentials=cache, warm_connections=args.warm) as cp:
+    async with (
+        CredentialCache(source, jitter=jitter, fleet=fleet, owns_source=True) as cache,
+        ClientPool(args.uri, credentials=cache, warm_connections=args.warm) as cp,
+    ):
         cache.add_listener(lambda _creds: rotations.append(time.time()))
         stop_at = args.start_at + args.duration
 
