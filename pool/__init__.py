@@ -6,7 +6,7 @@ Lambda cold-start path (environment variables) must stay cheap.
 
 from pool import sources as sources
 from pool._internal.scrub import set_log_scrubbing
-from pool.cache import CredentialCache, Subscription
+from pool.cache import CredentialCache, Fleet, Subscription
 from pool.client_pool import ClientPool
 from pool.credentials import Credentials
 from pool.errors import (
@@ -33,6 +33,7 @@ __all__ = [
     "CredentialFetchError",
     "Credentials",
     "CredentialsExpiredError",
+    "Fleet",
     "InvariantError",
     "NoCredentialsFoundError",
     "PoolClosedError",

@@ -126,3 +126,45 @@ def test_emulate_writes_its_json_0600(emulate, tmp_path: Path) -> None:  # type:
     import stat
 
     assert stat.S_IMODE((tmp_path / "emulate.json").stat().st_mode) == 0o600
+
+
+def test_emulate_rate_limit_throttles_and_stats_count(tmp_path: Path) -> None:
+    """--rate-limit sts=1:1 answers STS's Throttling once over; --stats writes per-second counts."""
+    import urllib.error
+    import urllib.request
+
+    out, stats = tmp_path / "emulate.json", tmp_path / "stats.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pool", "emulate", "--json", str(out), "--stats", str(stats),
+         "--rate-limit", "sts=0.001:1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        info = wait_for_file(out, proc)
+        url = info["sts_endpoint"] + "/?Action=GetCallerIdentity&Version=2011-06-15"
+        bodies = []
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        for _ in range(2):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                direct.open(url, timeout=10)
+            bodies.append((err.value.code, err.value.read().decode()))
+        assert "<Code>Throttling</Code>" not in bodies[0][1]
+        assert bodies[1][0] == 400 and "<Code>Throttling</Code>" in bodies[1][1]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    counts = json.loads(stats.read_text())["aws"]
+    assert sum(counts["calls"]["sts"].values()) == 2
+    assert sum(counts["throttled"]["sts"].values()) == 1
+
+
+def test_emulate_refuses_a_bad_rate_limit() -> None:
+    """A malformed --rate-limit spec exits with status 2 and says the expected form."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pool", "emulate", "--rate-limit", "sts"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2 and "TARGET[:OPERATION]=RATE[:BURST]" in done.stderr

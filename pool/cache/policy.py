@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pool.cache.windows import Fleet
 from pool.errors import ConfigurationError
 
 __all__ = ["Policy"]
@@ -20,6 +21,7 @@ class Policy:
     backoff_initial: float
     backoff_max: float
     same_retry: float
+    fleet: Fleet | None = None  # a process of a fleet sharing a rate limit (windows.Fleet)
 
     def __post_init__(self) -> None:
         for label, value in (

@@ -91,6 +91,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="inject a fault, e.g. 'ecs:latency=0.2', 'sts:error=503x2', "
         "'mongo:saslContinue:drop' (repeatable)",
     )
+    p.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="throttle an endpoint as AWS does (token bucket RATE/s, BURST), e.g. 'sts=5', "
+        "'ecs=40:60' (the ECS agent's default), 'imds=10:20' (repeatable)",
+    )
+    p.add_argument(
+        "--stats",
+        type=Path,
+        metavar="PATH",
+        help="on exit, write per-second counters (endpoint calls, throttles, server auths) as JSON",
+    )
 
 
 def _topology_lines(summary: dict[str, Any]) -> list[str]:
@@ -152,10 +166,12 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
 async def serve(args: argparse.Namespace) -> int:
     from pool.standins.emulator import Emulator
     from pool.standins.faults import FaultInjector
+    from pool.standins.throttle import Throttle, parse_rate_limit
 
     faults = FaultInjector()
     for spec in args.fault:
         faults.add(spec)
+    throttle = Throttle([parse_rate_limit(spec) for spec in args.rate_limit])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -168,6 +184,7 @@ async def serve(args: argparse.Namespace) -> int:
         sharded=args.sharded,
         tls=args.tls,
         srv=args.srv,
+        throttle=throttle,
     ) as emulator:
         summary = emulator.summary()
         envs = summary["environments"]
@@ -176,6 +193,9 @@ async def serve(args: argparse.Namespace) -> int:
         print(render(summary, envs), flush=True)
         await stop.wait()
         print("\nstopping…", file=sys.stderr, flush=True)
+        if args.stats is not None:
+            text = json.dumps(emulator.stats()) + "\n"
+            await asyncio.to_thread(args.stats.write_text, text, "utf-8")
     return 0
 
 
@@ -191,9 +211,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         from pool.standins.faults import parse_fault
+        from pool.standins.throttle import parse_rate_limit
 
         for spec in args.fault:
             parse_fault(spec)
+        for spec in args.rate_limit:
+            parse_rate_limit(spec)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

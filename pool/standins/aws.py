@@ -34,6 +34,7 @@ from pool.standins.faults import FaultInjector
 from pool.standins.imds import ImdsStandIn
 from pool.standins.sso import SsoStandIn
 from pool.standins.sts import StsStandIn
+from pool.standins.throttle import Throttle
 
 __all__ = ["ENVIRONMENTS", "AwsStandIns"]
 
@@ -68,6 +69,7 @@ class AwsStandIns(AsyncResource):
         refresh_margin: float | None = None,
         faults: FaultInjector | None = None,
         imdsv1: bool = False,
+        throttle: Throttle | None = None,
     ) -> None:
         if authority is None:
             life = 3600.0 if lifetime is None else lifetime
@@ -77,6 +79,9 @@ class AwsStandIns(AsyncResource):
         margin = min(300.0, self.lifetime / 3) if refresh_margin is None else refresh_margin
         self.refresh_margin = margin
         self.faults = faults if faults is not None else FaultInjector()
+        # One throttle for all endpoints: rate limits per endpoint, and the
+        # per-second call counters the benchmarks read.
+        self.throttle = throttle if throttle is not None else Throttle()
         self.role_arn = authority.default_role_arn
         self.region = authority.region
 
@@ -85,15 +90,23 @@ class AwsStandIns(AsyncResource):
                 self.role_arn, refresh_margin=margin, lifetime=self.lifetime, session_name=session
             )
 
-        self.sts = StsStandIn(authority, faults=self.faults)
+        self.sts = StsStandIn(authority, faults=self.faults, throttle=self.throttle)
         self.sso = SsoStandIn(authority, lifetime=self.lifetime, faults=self.faults)
         self.imds = ImdsStandIn(
-            authority, vendor=vendor("i-standin"), faults=self.faults, imdsv1=imdsv1
+            authority,
+            vendor=vendor("i-standin"),
+            faults=self.faults,
+            imdsv1=imdsv1,
+            throttle=self.throttle,
         )
         self.ecs_auth_token = secrets.token_urlsafe(32)
         register_secret(self.ecs_auth_token)
         self.ecs = ContainerStandIn(
-            authority, vendor=vendor("ecs-task"), auth_token=self.ecs_auth_token, faults=self.faults
+            authority,
+            vendor=vendor("ecs-task"),
+            auth_token=self.ecs_auth_token,
+            faults=self.faults,
+            throttle=self.throttle,
         )
         self.pod_identity_token = secrets.token_urlsafe(48)
         register_secret(self.pod_identity_token)
@@ -104,6 +117,7 @@ class AwsStandIns(AsyncResource):
             auth_token=self.pod_identity_token,
             include_account_id=True,
             faults=self.faults,
+            throttle=self.throttle,
             endpoint="eks_pod_identity",
         )
         self.web_identity_token = ""

@@ -28,6 +28,7 @@ from pool._internal.log import get_logger, key_hint
 from pool.standins._http import HttpStandIn
 from pool.standins.authority import CredentialAuthority, IssuedCredentials, StsError, parse_role_arn
 from pool.standins.faults import FaultInjector
+from pool.standins.throttle import Throttle
 
 __all__ = ["StsStandIn"]
 
@@ -71,10 +72,11 @@ class StsStandIn(HttpStandIn):
         authority: CredentialAuthority,
         *,
         faults: FaultInjector | None = None,
+        throttle: Throttle | None = None,
         region: str | None = None,
         endpoint: str = "sts",
     ) -> None:
-        super().__init__(endpoint=endpoint, faults=faults)
+        super().__init__(endpoint=endpoint, faults=faults, throttle=throttle)
         self.authority = authority
         self.region = region
 

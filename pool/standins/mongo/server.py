@@ -271,6 +271,7 @@ class MongoStandIn(AsyncResource):
         conn = ConnectionState(next(self._conn_ids), f"{peer[0]}:{peer[1]}" if peer else "?")
         self._connections[conn.id] = (writer, task)
         self.stats.connections_opened += 1
+        self.stats.rates.record("connections")
         self.stats.connections_open += 1
         self.stats.connections_peak = max(self.stats.connections_peak, self.stats.connections_open)
         try:
