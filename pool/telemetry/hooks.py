@@ -69,9 +69,21 @@ class CacheTelemetry:
         return span, reason, time.perf_counter()
 
     def fetch_ended(
-        self, token: tuple[Any, str, float], rotated: bool, error: BaseException | None
+        self,
+        token: tuple[Any, str, float],
+        rotated: bool,
+        error: BaseException | None,
+        *,
+        closed: bool = False,
     ) -> None:
-        """The fetch ended: a new set (``rotated``), the same keys again, or ``error``."""
+        """The fetch ended: a new set (``rotated``), the same keys again, or ``error``.
+
+        ``closed``: the cache closed meanwhile and recorded nothing; counted as
+        :meth:`fetch_cancelled` is.
+        """
+        if closed:
+            self.fetch_cancelled(token)
+            return
         span, reason, started = token
         duration = time.perf_counter() - started
         outcome = "failed" if error is not None else ("rotated" if rotated else "same")
