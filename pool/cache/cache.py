@@ -124,7 +124,7 @@ class CredentialCache(AsyncResource):
         self._log = _log.bind(source=self._name)
         rng = rng or random.Random()
         self._machine = RefreshMachine(policy, self._name, rng, self._log)
-        self._tel = (telemetry or default_telemetry()).for_cache(self._name)
+        self._tel = (telemetry or default_telemetry()).for_cache(self._name, now=self._now)
         self._runner = RefreshTask(
             source, self._machine, clock=self._clock, log=self._log, publish=self._fanout.publish,
             startup_delay=w.startup_delay(fleet, rng), telemetry=self._tel,

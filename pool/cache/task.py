@@ -60,7 +60,7 @@ class RefreshTask:
         self._source, self._m, self._log, self._publish = source, machine, log, publish
         self._clock = clock
         self._startup_delay = startup_delay  # a fleet's spread first fetch (windows.Fleet)
-        self._tel = telemetry or Telemetry(enabled=False).for_cache(machine.name)
+        self._tel = telemetry or Telemetry(enabled=False).for_cache(machine.name, clock.monotonic)
         self.task: asyncio.Task[None] | None = None
         self._sleep_scope: anyio.CancelScope | None = None
 

@@ -13,7 +13,7 @@ generation numbers, and the fixed words of :mod:`pool.telemetry.classify`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pool.telemetry import _otel
@@ -49,10 +49,16 @@ def _end(span: Any, outcome: str, error: str | None = None) -> None:
 
 
 class CacheTelemetry:
-    """The instruments one credential cache reports through. Event-loop only."""
+    """The instruments one credential cache reports through. Event-loop only.
 
-    def __init__(self, tel: Telemetry, source: str) -> None:
-        self.tel, self.source = tel, source
+    ``now`` reads the cache's clock (seconds): durations are measured on it,
+    as the cache's own deadlines and log durations are.
+    """
+
+    def __init__(
+        self, tel: Telemetry, source: str, now: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.tel, self.source, self._now = tel, source, now
         self.outcomes = {"rotated": 0, "same": 0, "failed": 0}
         self.last_duration_s: float | None = None
 
@@ -66,7 +72,7 @@ class CacheTelemetry:
             P + "credential.fetch",
             {P + "credential.source": self.source, P + "refresh.reason": reason},
         )
-        return span, reason, time.perf_counter()
+        return span, reason, self._now()
 
     def fetch_ended(
         self,
@@ -85,7 +91,7 @@ class CacheTelemetry:
             self.fetch_cancelled(token)
             return
         span, reason, started = token
-        duration = time.perf_counter() - started
+        duration = self._now() - started
         outcome = "failed" if error is not None else ("rotated" if rotated else "same")
         self.outcomes[outcome] += 1
         self.last_duration_s = duration
@@ -110,11 +116,14 @@ class PoolTelemetry:
 
     ``view`` is the pool's :class:`~pool.client_pool.generations.GenerationBook`
     (read-only here: ``generations``, ``current``). Rotations run one at a
-    time per pool, so the one under way is kept here.
+    time per pool, so the one under way is kept here. ``now`` reads the
+    pool's clock (seconds): warm-up and drain durations are measured on it.
     """
 
-    def __init__(self, tel: Telemetry, name: str, view: Any) -> None:
-        self.tel, self.name, self.book = tel, name, view
+    def __init__(
+        self, tel: Telemetry, name: str, view: Any, now: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.tel, self.name, self.book, self._now = tel, name, view, now
         self.attrs = {**DB, P + "pool.name": name}
         self.last_warmup_s: float | None = None
         self.last_drain_s: float | None = None
@@ -149,14 +158,14 @@ class PoolTelemetry:
         span = _span(
             self.tel, P + "warmup", {**self.attrs, P + "generation": gen.number}, self._rotation
         )
-        self._warmup = (span, time.perf_counter())
+        self._warmup = (span, self._now())
 
     def warmup_ended(self, outcome: str) -> None:
         """The warm-up ended: ``full``, ``partial``, ``refused`` (code 18) or ``failed``."""
         if self._warmup is None:
             return
         (span, started), self._warmup = self._warmup, None
-        duration = time.perf_counter() - started
+        duration = self._now() - started
         self.last_warmup_s = duration
         self._warmup_outcome = outcome
         self.tel.i[P + "warmup.duration"].record(duration, {**self.attrs, P + "outcome": outcome})
@@ -180,7 +189,7 @@ class PoolTelemetry:
             self._rotation.set_attribute(P + "previous_generation", previous.number)
             attrs = {**self.attrs, P + "generation": previous.number}
             drain = _span(self.tel, P + "drain", attrs, span)
-            self._draining[previous.number] = (drain, time.perf_counter())
+            self._draining[previous.number] = (drain, self._now())
         _end(span, "swapped")
         self._rotation = _otel.NULL_SPAN
 
@@ -216,7 +225,7 @@ class PoolTelemetry:
         if drain is None:
             return
         span, started = drain
-        duration = time.perf_counter() - started
+        duration = self._now() - started
         self.last_drain_s = duration
         outcome = "dropped" if gen.dropped else "drained"
         self.tel.i[P + "drain.duration"].record(duration, {**self.attrs, P + "outcome": outcome})

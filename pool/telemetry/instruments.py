@@ -17,8 +17,9 @@ or checked out) call an instrument.
 
 from __future__ import annotations
 
+import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pool.telemetry import _otel
@@ -128,17 +129,20 @@ class Telemetry:
 
     # -- registration ----------------------------------------------------
 
-    def for_cache(self, source: str) -> CacheTelemetry:
-        """The hooks one :class:`pool.CredentialCache` calls."""
+    def for_cache(self, source: str, now: Callable[[], float] | None = None) -> CacheTelemetry:
+        """The hooks one :class:`pool.CredentialCache` calls; ``now`` reads its clock."""
         from pool.telemetry.hooks import CacheTelemetry
 
-        return CacheTelemetry(self, source)
+        return CacheTelemetry(self, source, now or time.perf_counter)
 
-    def for_pool(self, name: str, view: Any) -> PoolTelemetry:
-        """The hooks one :class:`pool.ClientPool` calls; ``view`` reads its counters."""
+    def for_pool(
+        self, name: str, view: Any, now: Callable[[], float] | None = None
+    ) -> PoolTelemetry:
+        """The hooks one :class:`pool.ClientPool` calls; ``view`` reads its counters,
+        ``now`` its clock."""
         from pool.telemetry.hooks import PoolTelemetry
 
-        tel = PoolTelemetry(self, name, view)
+        tel = PoolTelemetry(self, name, view, now or time.perf_counter)
         if self.enabled:
             self._pools.add(tel)
         return tel

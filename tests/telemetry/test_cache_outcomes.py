@@ -87,3 +87,18 @@ async def test_close_during_a_fetch_counts_nothing(otel: Otel, swallow: bool) ->
     assert cache.status()["refreshes"] == {"rotated": 0, "same": 0, "failed": 0}
     (span,) = otel.spans.get_finished_spans()
     assert span.attributes is not None and span.attributes[P + "outcome"] == "cancelled"
+
+
+async def test_fetch_duration_is_read_on_the_caches_clock(otel: Otel) -> None:
+    """A fetch that takes 2.5 s on the cache's fake clock is recorded as 2.5 s."""
+    clock = FakeClock()
+
+    class Slow(Scripted):
+        async def fetch(self) -> Any:
+            clock.now += 2.5  # time passes on the cache's clock only
+            return await super().fetch()
+
+    async with CredentialCache(Slow(make_creds(1)), clock=clock, telemetry=otel.telemetry) as c:
+        await c.get()
+    ((_, point),) = otel.points()[P + "credential.refresh.duration"]
+    assert point.count == 1 and point.sum == pytest.approx(2.5)
