@@ -6,7 +6,14 @@ Lambda cold-start path (environment variables) must stay cheap.
 
 from pool import sources as sources
 from pool.cache import CredentialCache, Subscription
-from pool.client_pool import ClientPool
+from pool.client_pool import (
+    ClientPool,
+    ConnectionCounts,
+    CredentialStatus,
+    GenerationStatus,
+    PoolStatus,
+    WarmupFailure,
+)
 from pool.credentials import Credentials
 from pool.errors import (
     AuthenticationError,
@@ -15,11 +22,13 @@ from pool.errors import (
     CredentialFetchError,
     CredentialsExpiredError,
     InvariantError,
+    LeaseExpiredError,
     NoCredentialsFoundError,
     PoolClosedError,
     PoolError,
     WarmupError,
 )
+from pool.sources.base import CredentialSource
 
 __version__ = "0.1.0"
 
@@ -27,16 +36,23 @@ __all__ = [
     "AuthenticationError",
     "ClientPool",
     "ConfigurationError",
+    "ConnectionCounts",
     "CredentialCache",
     "CredentialError",
     "CredentialFetchError",
+    "CredentialSource",
+    "CredentialStatus",
     "Credentials",
     "CredentialsExpiredError",
+    "GenerationStatus",
     "InvariantError",
+    "LeaseExpiredError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "PoolStatus",
     "Subscription",
     "WarmupError",
+    "WarmupFailure",
     "__version__",
 ]

@@ -65,7 +65,7 @@ class MintingSource:
 
 def make_pool(mongo: MongoStandIn, cache: Any, driver: str, **kwargs: Any) -> ClientPool[Any]:
     """A pool on the stand-in with short driver timeouts."""
-    return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})  # type: ignore[call-overload, no-any-return]
+    return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -82,7 +82,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 15.0) -> int:
     """Force one rotation (new credentials from the source) and wait for the swap."""
-    before = cp.status()["generation"]
+    before = cp.status().generation or 0
     await cache.refresh()
     async with asyncio.timeout(timeout):  # only turns a hang into a failure
         return await cp.wait_for_generation(before + 1)

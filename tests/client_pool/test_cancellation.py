@@ -35,11 +35,11 @@ async def test_cancelled_holder_releases_its_lease(
         entered = asyncio.Event()
         task = asyncio.create_task(_hold(cp, entered))
         await entered.wait()
-        assert cp.status()["leases"] == {"1": 1}
+        assert cp.status().leases == {"1": 1}
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["leases"] == {"1": 0}
+        assert cp.status().leases == {"1": 0}
 
 
 async def test_cancelled_last_holder_closes_draining_client(
@@ -51,12 +51,12 @@ async def test_cancelled_last_holder_closes_draining_client(
         task = asyncio.create_task(_hold(cp, entered))
         await entered.wait()
         await rotate(cp, cache)
-        assert cp.status()["draining"] == [1]
+        assert cp.status().draining == (1,)
         live = live_clients()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["draining"] == [] and cp.status()["dropped_leases"] == 0
+        assert cp.status().draining == () and cp.status().dropped_leases == 0
         # The holder's cancellation did not cancel the close it triggered.
         await until(lambda: live_clients() == live - 1)
 
@@ -77,8 +77,8 @@ async def test_cancelled_run_releases_its_lease(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["leases"] == {"1": 0}
-        assert cp.status()["run_retries"] == 0
+        assert cp.status().leases == {"1": 0}
+        assert cp.status().run_retries == 0
 
 
 async def test_cancelled_aclose_still_closes_everything(
@@ -92,13 +92,13 @@ async def test_cancelled_aclose_still_closes_everything(
     holder = asyncio.create_task(_hold(cp, entered))
     await entered.wait()
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] == "closing")
+    await until(lambda: cp.status().state == "closing")
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
     await cp.aclose()  # waits for the shielded close to finish
-    assert cp.status()["state"] == "closed"
-    assert cp.status()["dropped_leases"] == 1
+    assert cp.status().state == "closed"
+    assert cp.status().dropped_leases == 1
     assert live_clients() == live0
     holder.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -114,10 +114,10 @@ async def test_aclose_during_warmup_closes_the_warming_client(
     await cp.start()
     mongo.faults.add("mongo:saslStart:hang")
     await cache.refresh()
-    await until(lambda: any(g["state"] == "warming" for g in cp.status()["generations"]))
+    await until(lambda: any(g.state == "warming" for g in cp.status().generations))
     await cp.aclose()
     assert live_clients() == live0
-    assert cp.status()["generations"] == []
+    assert cp.status().generations == ()
 
 
 async def test_aclose_during_a_client_build_closes_the_built_client(
@@ -161,7 +161,7 @@ async def test_aclose_during_a_client_build_closes_the_built_client(
     await cache.refresh()
     await anyio.to_thread.run_sync(entered.wait, 10)
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] == "closing")  # the rotation is cancelled now
+    await until(lambda: cp.status().state == "closing")  # the rotation is cancelled now
     gate.set()
     await closing
     await anyio.to_thread.run_sync(built_evt.wait, 10)  # the construction has returned
@@ -189,11 +189,11 @@ async def test_aclose_during_start_stops_it(
     starting = asyncio.create_task(cp.start())
     await warming.wait()
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] != "starting")
+    await until(lambda: cp.status().state != "starting")
     gate.set()  # a warm-up aclose() did not stop would now finish and open the pool
     with pytest.raises(PoolClosedError, match="aclose"):
         await starting
     await closing
-    assert cp.status()["state"] == "closed" and not cp.status()["ready"]
+    assert cp.status().state == "closed" and not cp.status().ready
     assert live_clients() == live0
     await until(lambda: _other_tasks() <= tasks0)
