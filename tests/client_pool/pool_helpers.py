@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from pool import ClientPool
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
@@ -86,6 +88,77 @@ async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 1
     await cache.refresh()
     async with asyncio.timeout(timeout):  # only turns a hang into a failure
         return await cp.wait_for_generation(before + 1)
+
+
+def on_fake_clock(monkeypatch: pytest.MonkeyPatch, fake: Any) -> None:
+    """Make :class:`pool.Credentials` pin expiry times on ``fake`` instead of the real clocks.
+
+    ``Credentials`` reads ``datetime.now()`` and ``time.monotonic()`` once, at
+    construction; with both on the fake clock a set minted by an authority on
+    ``fake.time`` expires exactly when the fake clock says so, for the cache
+    and the pool alike.
+    """
+    import types
+    from datetime import datetime
+
+    import pool.credentials
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj: object) -> bool:
+            return isinstance(obj, datetime)
+
+    class FakeDatetime(metaclass=_Meta):
+        @staticmethod
+        def now(tz: Any = None) -> datetime:
+            return datetime.fromtimestamp(fake.time(), tz)
+
+    monkeypatch.setattr(pool.credentials, "datetime", FakeDatetime)
+    monkeypatch.setattr(pool.credentials, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+
+
+async def rotations_done(cp: ClientPool[Any]) -> None:
+    """Wait (on the pool's own wake-ups, no polling) until no warm-up is under way."""
+    rot = cp._rot
+    async with asyncio.timeout(15):  # only turns a hang into a failure
+        while rot._rotating:
+            await rot._progress.wait()
+
+
+async def tick_until(
+    clock: Any,
+    condition: Callable[[], bool],
+    *,
+    step: float = 0.1,
+    limit: float = 120.0,
+    pool: ClientPool[Any] | None = None,
+) -> None:
+    """Move the fake clock forward ``step`` at a time until ``condition()`` holds.
+
+    Each step fires the timers due and lets every task react (``run_until``);
+    with ``pool``, a warm-up started by a step (real I/O) finishes before the
+    clock moves on, as it would in a real second. ``limit`` (fake seconds)
+    only turns a hang into a failure.
+    """
+    end = clock.now + limit
+    while not condition():
+        if clock.now >= end:
+            raise AssertionError(f"condition not reached within {limit} fake seconds")
+        await clock.run_until(clock.now + step)
+        if pool is not None:
+            await rotations_done(pool)
+
+
+async def next_rotation(cp: ClientPool[Any], clock: Any, source: Any, **tick: Any) -> int:
+    """Move the fake clock to the cache's next scheduled refresh, then wait for the swap.
+
+    The warm-up is real I/O against the stand-in: the fake clock stands
+    still while it runs (the real-time timeout only turns a hang into a failure).
+    """
+    target = (cp.status().generation or 0) + 1
+    fetches = source.fetches
+    await tick_until(clock, lambda: source.fetches > fetches, pool=cp, **tick)
+    async with asyncio.timeout(15):
+        return await cp.wait_for_generation(target)
 
 
 async def start_session(client: Any) -> Any:

@@ -91,34 +91,6 @@ async def test_rotation_under_load(
     load.check(threaded_mongo, status, ROTATIONS)
 
 
-@pytest.mark.slow
-async def test_cache_timer_rotates_under_load(
-    driver: str, authority: CredentialAuthority, threaded_mongo: MongoStandIn
-) -> None:
-    """With no forced refresh, the cache's own timer rotates the pool under 200 workers
-    before the old credentials expire: no failure (and no retry), no lost write.
-
-    Credentials live 15 s: the cache scales its advisory window to a third of toy
-    lifetimes, and with 6 s or 10 s the refresh (2-3 s before expiry) raced a warm-up
-    that takes 1-3 s while 200 workers share this process's GIL with the in-thread
-    server (seen in CI). Real lifetimes (>= 900 s) get a 5-minute window.
-    """
-    source = MintingSource(authority, lifetime=15.0)
-    threaded_mongo.command_delay = SERVER_DELAY
-    async with (
-        CredentialCache(source) as cache,
-        make_pool(threaded_mongo, cache, driver, warm_connections=4) as cp,
-    ):
-        load = _Load(cp)
-        async with asyncio.timeout(45):  # the rotation comes ~10-12 s in; only a hang gets here
-            await cp.wait_for_generation(cp.status().generation + 1)
-        await asyncio.sleep(1.0)  # traffic on the new client, the old one draining
-        await load.stop()
-        status = cp.status()
-    load.check(threaded_mongo, status, 1)
-    assert source.fetches >= 2, "the rotation followed a scheduled fetch"
-
-
 async def test_cursor_survives_two_rotations(
     driver: str, mongo: MongoStandIn, cache: CredentialCache
 ) -> None:
