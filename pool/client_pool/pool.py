@@ -248,11 +248,10 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             await finish(self._finish_close(), name="ClientPool.aclose")
 
     async def _drain_for_close(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        if tasks:
-            await asyncio.shield(asyncio.wait(tasks))
+        if self._tasks:
+            await asyncio.shield(asyncio.wait(self._tasks))
         now = self._clock.monotonic()
         to_close = self._book.close(now, self._close_timeout)
         self._rot.notify()  # run() and wait_for_generation() waiters give up now
@@ -261,9 +260,14 @@ class ClientPool(AsyncResource, Generic[ClientT]):
 
     async def _finish_close(self) -> None:
         try:
-            for task in self._tasks:  # aclose() cancelled before it had stopped them
-                task.cancel()
-            await self._rot.close_gens(self._rot.expire(math.inf))
+            tasks, self._tasks = self._tasks, []
+            if tasks:  # cancelled above; a cancelled aclose() may not have waited for them
+                await asyncio.wait(tasks)
+            # Cancelled before the book was closed, or while leases still held:
+            # close everything now (open leases are counted as dropped).
+            to_close = [] if self._book.closed else self._book.close(self._clock.monotonic(), 0.0)
+            self._rot.notify()
+            await self._rot.close_gens(to_close + self._rot.expire(math.inf))
             await self._rot.wait_closers()
             if self._owns_cache:
                 await self._cache.aclose()

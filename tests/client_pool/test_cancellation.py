@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 
@@ -197,3 +198,72 @@ async def test_aclose_during_start_stops_it(
     assert cp.status().state == "closed" and not cp.status().ready
     assert live_clients() == live0
     await until(lambda: _other_tasks() <= tasks0)
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "asyncio.timeout", "anyio.CancelScope"])
+async def test_aclose_cancelled_mid_close_still_closes_every_client(
+    driver: str,
+    mongo: MongoStandIn,
+    cache: CredentialCache,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """However aclose() is cancelled while a client's close() runs (native task.cancel(),
+    an enclosing asyncio.timeout(), an anyio scope), every client is closed before the
+    cancellation reaches the caller, and a second aclose() has nothing left to do."""
+    live0 = live_clients()
+    adapter = type(get_driver(driver))
+    entered, gate = asyncio.Event(), asyncio.Event()
+    real_close = adapter._close
+
+    async def gated_close(self: Any, client: Any) -> None:
+        entered.set()
+        await gate.wait()
+        await real_close(self, client)
+
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    await rotate(cp, cache)  # two generations' worth of closing
+    monkeypatch.setattr(adapter, "_close", gated_close)
+    outcome: list[str] = []
+
+    async def closer() -> None:
+        if how == "asyncio.timeout":
+            try:
+                async with asyncio.timeout(None) as scope:
+                    timeouts.append(scope)
+                    await cp.aclose()
+            except TimeoutError:
+                outcome.append("timeout")
+        elif how == "anyio.CancelScope":
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await cp.aclose()
+            outcome.append("cancelled" if scope.cancelled_caught else "finished")
+        else:
+            await cp.aclose()
+
+    timeouts: list[asyncio.Timeout] = []
+    scopes: list[anyio.CancelScope] = []
+    task = asyncio.create_task(closer())
+    await entered.wait()
+    if how == "asyncio.timeout":
+        timeouts[0].reschedule(asyncio.get_running_loop().time())
+    elif how == "anyio.CancelScope":
+        scopes[0].cancel()
+    else:
+        task.cancel()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not task.done(), "the cancellation waits for the close in progress"
+    gate.set()
+    if how == "task.cancel":
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        await task
+        assert outcome == ["timeout" if how == "asyncio.timeout" else "cancelled"]
+    assert live_clients() == live0, "every client closed before the cancellation arrived"
+    assert cp.status().state == "closed" and cp.status().generations == ()
+    async with asyncio.timeout(5):  # only turns a hang into a failure
+        await cp.aclose()

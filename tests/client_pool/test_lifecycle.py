@@ -270,3 +270,78 @@ async def test_wait_for_generation_ends_when_the_pool_closes(
             await waiter
     with pytest.raises(PoolClosedError):
         await cp.wait_for_generation(1)
+
+
+async def test_use_before_start_says_to_start(source: MintingSource) -> None:
+    """client(), run() and wait_for_generation() before start() raise PoolClosedError
+    naming the fix; an unstarted pool closes cleanly, more than once."""
+    cp = ClientPool("mongodb://127.0.0.1:1/", credentials=source)
+    with pytest.raises(PoolClosedError, match=r"not started.*await cp\.start\(\)"):
+        async with cp.client():
+            pass
+    with pytest.raises(PoolClosedError, match="not started"):
+        await cp.run(lambda c: c.admin.command("ping"))
+    with pytest.raises(PoolClosedError, match="not started"):
+        await cp.wait_for_generation(1)
+    assert cp.status().state == "new" and not cp.status().ready
+    await cp.aclose()
+    await cp.aclose()
+    assert cp.status().state == "closed"
+    with pytest.raises(PoolClosedError, match="create a new pool"):
+        await cp.start()
+
+
+async def test_start_means_started_and_use_after_close_is_refused(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """Once start() returns the pool serves; after aclose() every use raises PoolClosedError."""
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    assert cp.status().state == "open" and cp.status().ready
+    assert await cp.run(lambda c: c.admin.command("ping")) == {"ok": 1.0}
+    await cp.aclose()
+    with pytest.raises(PoolClosedError, match="not open"):
+        await cp.run(lambda c: c.admin.command("ping"))
+    with pytest.raises(PoolClosedError):
+        await cp.wait_for_generation(1)
+
+
+async def test_status_is_typed_and_serialises(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """status() is a frozen PoolStatus; to_dict() is plain JSON with every documented field."""
+    import dataclasses
+
+    from pool import GenerationStatus, PoolStatus
+
+    async with make_pool(mongo, cache, driver, warm_connections=2) as cp:
+        async with cp.client():
+            await rotate(cp, cache)
+            status = cp.status()
+    assert isinstance(status, PoolStatus)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.ready = False  # type: ignore[misc]
+    old, new = status.generations
+    assert isinstance(old, GenerationStatus) and old.state == "draining"
+    assert old.draining_for_s is not None and old.drain_deadline_in_s is not None
+    assert new.state == "active" and new.connections.open >= 2
+    assert status.credentials is not None and status.credentials.remaining_s is not None
+    plain = json.loads(json.dumps(status.to_dict()))
+    assert set(plain) == {f.name for f in dataclasses.fields(PoolStatus)}
+    assert plain["draining"] == [1] and plain["generations"][0]["connections"]["pending"] == 0
+    assert plain["leases"] == {"1": 1, "2": 0}
+
+
+def test_credential_source_is_the_public_protocol(source: MintingSource) -> None:
+    """pool.CredentialSource is exported and is what ClientPool(credentials=...) accepts."""
+    import pool
+
+    assert isinstance(source, pool.CredentialSource)
+    assert "CredentialSource" in pool.__all__
+
+
+def test_driver_name_is_checked_at_run_time(source: MintingSource) -> None:
+    """driver= takes any str (os.environ[...] type-checks) and refuses unknown names."""
+    for name in ("PyMongo", "", "motor "):
+        with pytest.raises(ConfigurationError, match="driver must be 'pymongo' or 'motor'"):
+            ClientPool("mongodb://h/", credentials=source, driver=name)
