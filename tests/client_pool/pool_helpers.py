@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,16 +69,30 @@ def make_pool(mongo: MongoStandIn, cache: Any, driver: str, **kwargs: Any) -> Cl
     return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+async def until(
+    predicate: Callable[[], bool], timeout: float = 15.0, *, pool: ClientPool[Any] | None = None
+) -> None:
     """Wait for a condition the code under test brings about asynchronously.
 
-    Polls on the event loop; the timeout only turns a hang into a failure.
+    With ``pool``, event-driven: re-checks only when that pool wakes its
+    waiters (a swap, a failed warm-up, a closed generation), for conditions
+    on its status and its clients. Without, it polls (for conditions with no
+    event: the stand-in's counters, task sets). The timeout only turns a hang
+    into a failure.
     """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
+    async with asyncio.timeout(timeout):
+        if pool is None:
+            while not predicate():
+                await asyncio.sleep(0.005)
+            return
+        rot = pool._rot
+        while not predicate():
+            waits = [asyncio.ensure_future(e.wait()) for e in (rot._progress, rot._gen_closed)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
 
 async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 15.0) -> int:

@@ -81,14 +81,14 @@ async def test_refused_warmup_invalidates_each_set_once(
         serving = cache.current
         mongo.reject_auth(True)
         refused = await cache.refresh()
-        await until(lambda: cp.status().warmup_failures >= 3)
+        await until(lambda: cp.status().warmup_failures >= 3, pool=cp)
         keys = _keys(invalidations)
         assert keys[0] == refused.access_key_id, "the refused set was invalidated"
         assert len(keys) == len(set(keys)), f"a set was invalidated twice: {keys}"
         assert serving.access_key_id not in keys, "the serving client's set was never refused"
         assert cp.status().generation == 1 and cp.status().ready
         mongo.reject_auth(False)
-        await until(lambda: (cp.status().generation or 0) > 1)
+        await until(lambda: (cp.status().generation or 0) > 1, pool=cp)
 
 
 async def test_run_fails_promptly_when_the_newer_credentials_are_refused_too(

@@ -59,7 +59,7 @@ async def test_cancelled_last_holder_closes_draining_client(
             await task
         assert cp.status().draining == () and cp.status().dropped_leases == 0
         # The holder's cancellation did not cancel the close it triggered.
-        await until(lambda: live_clients() == live - 1)
+        await until(lambda: live_clients() == live - 1, pool=cp)
 
 
 async def test_cancelled_run_releases_its_lease(

@@ -37,7 +37,7 @@ async def test_nothing_left_after_50_rotations_and_aclose(
         for i in range(50):
             await cp.run(lambda c, i=i: c.db.leak.insert_one({"_id": i}))
             await rotate(cp, cache)
-        await until(lambda: live_clients() == live0 + 1)  # only the serving client
+        await until(lambda: live_clients() == live0 + 1, pool=cp)  # only the serving client
         status = cp.status()
         assert status.rotations == 50 and status.draining == ()
         open_now = status.generations[0].connections.open
@@ -119,7 +119,7 @@ async def test_warmup_timeout_is_a_warmup_failure(
     async with make_pool(mongo, cache, driver, warmup_timeout=0.3) as cp:
         mongo.faults.add("mongo:saslStart:hang")
         await cache.refresh()
-        await until(lambda: cp.status().warmup_failures >= 1)
+        await until(lambda: cp.status().warmup_failures >= 1, pool=cp)
         assert "in time" in cp.status().last_warmup_error.message
         assert cp.status().generation == 1
         assert await cp.run(lambda c: c.db.t.count_documents({})) == 0
@@ -182,7 +182,7 @@ async def test_status_is_json_and_nothing_leaks_secrets(
             await rotate(cp, cache)
             mongo.reject_auth(True)
             await cache.refresh()
-            await until(lambda: cp.status().warmup_failures >= 1)
+            await until(lambda: cp.status().warmup_failures >= 1, pool=cp)
             mongo.drop_connections()
             with pytest.raises(Exception, match=r"Authentication failed|paused"):
                 async with cp.client() as client:
@@ -232,7 +232,7 @@ async def test_warmup_error_text_is_redacted(
         async with make_pool(mongo, cache, driver) as cp:
             monkeypatch.setattr(adapter, "_ping", leaky_ping)
             await cache.refresh()
-            await until(lambda: cp.status().warmup_failures >= 1)
+            await until(lambda: cp.status().warmup_failures >= 1, pool=cp)
             status = cp.status()
     text = json.dumps(status.to_dict()) + repr(status) + repr(logs)
     assert "AutoReconnect" in status.last_warmup_error.message

@@ -107,7 +107,7 @@ async def test_cursor_survives_two_rotations(
                     await rotate(cp, cache)
                     assert first in cp.status().draining, "old client kept open for us"
         assert seen == list(range(60))
-        await until(lambda: cp.status().draining == ())
+        await until(lambda: cp.status().draining == (), pool=cp)
         assert cp.status().dropped_leases == 0
 
 
@@ -137,14 +137,14 @@ async def test_warmup_failure_keeps_serving_then_recovers(
         # connections (PyMongo's minPoolSize fill does, in the background).
         mongo.reject_auth(True, except_keys={cache.current.access_key_id})
         await cache.refresh()
-        await until(lambda: cp.status().warmup_failures >= 2)
+        await until(lambda: cp.status().warmup_failures >= 2, pool=cp)
         status = cp.status()
         assert status.generation == first and status.ready
         assert "refused" in status.last_warmup_error.message
         for i in range(20):  # the old client's authenticated connections still serve
             await cp.run(lambda c, i=i: c.db.w.insert_one({"_id": i}))
         mongo.reject_auth(False)
-        await until(lambda: cp.status().generation != first)
+        await until(lambda: cp.status().generation != first, pool=cp)
         status = cp.status()
         assert status.warmup_failures_in_a_row == 0 and status.rotations == 1
         assert await cp.run(lambda c: c.db.w.count_documents({})) == 20
@@ -172,9 +172,9 @@ async def test_lease_past_deadline_is_dropped_and_client_closed(
         await held.wait()
         await rotate(cp, cache)
         clients = live_clients()
-        await until(lambda: cp.status().dropped_leases == 1)
+        await until(lambda: cp.status().dropped_leases == 1, pool=cp)
         assert cp.status().draining == ()
-        await until(lambda: live_clients() == clients - 1)  # the close has finished
+        await until(lambda: live_clients() == clients - 1, pool=cp)  # the close has finished
         release.set()
         await task
         assert len(errors) == 1 and is_client_closed(errors[0]), errors
@@ -202,8 +202,8 @@ async def test_run_retries_once_on_newer_client_after_drop(
         await entered.wait()
         await rotate(cp, cache)
         clients = live_clients()
-        await until(lambda: cp.status().dropped_leases == 1)
-        await until(lambda: live_clients() == clients - 1)
+        await until(lambda: cp.status().dropped_leases == 1, pool=cp)
+        await until(lambda: live_clients() == clients - 1, pool=cp)
         go.set()
         assert await task == {"_id": 1}
         assert len(calls) == 2 and calls[0] != calls[1]
@@ -228,7 +228,7 @@ async def test_run_does_not_retry_other_errors_on_a_dropped_client(
         task = asyncio.create_task(cp.run(op))
         await entered.wait()
         await rotate(cp, cache)
-        await until(lambda: cp.status().dropped_leases == 1)  # op's client closed under it
+        await until(lambda: cp.status().dropped_leases == 1, pool=cp)  # op's client closed under it
         go.set()
         with pytest.raises(NetworkTimeout):
             await task

@@ -4,7 +4,6 @@ slow-drain warnings, warm-up deadlines. Real I/O against the stand-in, no real-t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,22 +13,14 @@ from pool.cache import CredentialCache
 from pool.client_pool.drivers import get_driver, live_clients
 from pool.client_pool.generations import DRAIN_WARNING_EVERY
 from pool.standins.mongo.server import MongoStandIn
-from tests.client_pool.pool_helpers import MintingSource, make_pool, next_rotation, tick_until
+from tests.client_pool.pool_helpers import (
+    MintingSource,
+    make_pool,
+    next_rotation,
+    tick_until,
+    until,
+)
 from tests.fakes import FakeClock
-
-
-async def progress(cp: Any, condition: Callable[[], bool]) -> None:
-    """Wait, without polling, until ``condition()`` holds after one of the pool's swaps,
-    failed warm-ups or closes (the rotator wakes its waiters at each)."""
-    async with asyncio.timeout(15):  # only turns a hang into a failure
-        while not condition():
-            events = (cp._rot._progress, cp._rot._gen_closed)
-            waits = [asyncio.ensure_future(e.wait()) for e in events]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
 
 
 class _Workers:
@@ -84,7 +75,7 @@ async def test_scheduled_rotations_with_6s_credentials_under_load(
         assert status.rotations == 3 and status.dropped_leases == 0 and status.run_retries == 0
         stored = {d["_id"] for d in fake_mongo.storage["db"]["w"].find({}, {"_id": 1})}
         assert set(workers.acked) <= stored and len(workers.acked) > 8
-        await progress(cp, lambda: cp.status().draining == ())
+        await until(lambda: cp.status().draining == (), pool=cp)
         assert live_clients() == live0 + 1
     assert live_clients() == live0
 
@@ -105,7 +96,7 @@ async def test_drain_timeout_drops_a_held_lease_at_its_bound(
             await tick_until(clock, lambda: clock.now >= swapped + 19.9, step=0.1, pool=cp)
             assert old in cp.status().draining and cp.status().dropped_leases == 0
             await clock.run_until(swapped + 20.0)
-            await progress(cp, lambda: old not in cp.status().draining)
+            await until(lambda: old not in cp.status().draining, pool=cp)
             assert cp.status().dropped_leases == 1
 
 
@@ -163,7 +154,7 @@ async def test_warmup_deadline_runs_on_the_pool_clock(
         await clock.run_until(start + 29.0)
         assert cp.status().warmup_failures == 0
         await clock.run_until(start + 30.0)
-        await progress(cp, lambda: cp.status().warmup_failures >= 1)
+        await until(lambda: cp.status().warmup_failures >= 1, pool=cp)
         status = cp.status()
         assert (
             status.last_warmup_error is not None and "in time" in status.last_warmup_error.message
