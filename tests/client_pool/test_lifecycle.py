@@ -112,19 +112,6 @@ async def test_first_warmup_failure_raises_and_cleans_up(
     await until(lambda: mongo.stats.connections_open == 0)
 
 
-async def test_warmup_timeout_is_a_warmup_failure(
-    driver: str, mongo: MongoStandIn, cache: CredentialCache
-) -> None:
-    """A new client whose handshake hangs fails warm-up in time; the old one keeps serving."""
-    async with make_pool(mongo, cache, driver, warmup_timeout=0.3) as cp:
-        mongo.faults.add("mongo:saslStart:hang")
-        await cache.refresh()
-        await until(lambda: cp.status().warmup_failures >= 1, pool=cp)
-        assert "in time" in cp.status().last_warmup_error.message
-        assert cp.status().generation == 1
-        assert await cp.run(lambda c: c.db.t.count_documents({})) == 0
-
-
 async def test_pool_owns_the_cache_it_creates(driver: str, mongo: MongoStandIn) -> None:
     """Given a source, the pool opens a cache for it and closes both at the end."""
     source = MintingSource(mongo.authority)

@@ -15,6 +15,7 @@ from pool.client_pool.drivers import is_client_closed, live_clients
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.server import MongoStandIn
 from tests.client_pool.pool_helpers import MintingSource, make_pool, rotate, start_session, until
+from tests.fakes import FakeClock
 
 WORKERS = 200
 ROTATIONS = 10
@@ -151,10 +152,10 @@ async def test_warmup_failure_keeps_serving_then_recovers(
 
 
 async def test_lease_past_deadline_is_dropped_and_client_closed(
-    driver: str, mongo: MongoStandIn, cache: CredentialCache
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, clock: FakeClock
 ) -> None:
     """A lease held past the drain deadline is counted as dropped; its client is closed."""
-    async with make_pool(mongo, cache, driver, drain_timeout=0.2) as cp:
+    async with make_pool(mongo, cache, driver, drain_timeout=20.0, clock=clock) as cp:
         held = asyncio.Event()
         release = asyncio.Event()
         errors: list[BaseException] = []
@@ -171,6 +172,7 @@ async def test_lease_past_deadline_is_dropped_and_client_closed(
         task = asyncio.create_task(holder())
         await held.wait()
         await rotate(cp, cache)
+        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
         clients = live_clients()
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)
         assert cp.status().draining == ()
@@ -182,10 +184,10 @@ async def test_lease_past_deadline_is_dropped_and_client_closed(
 
 
 async def test_run_retries_once_on_newer_client_after_drop(
-    driver: str, mongo: MongoStandIn, cache: CredentialCache
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, clock: FakeClock
 ) -> None:
     """run() whose client was closed under it at the deadline succeeds on the new client."""
-    async with make_pool(mongo, cache, driver, drain_timeout=0.2) as cp:
+    async with make_pool(mongo, cache, driver, drain_timeout=20.0, clock=clock) as cp:
         await cp.run(lambda c: c.db.r.insert_one({"_id": 1}))
         entered = asyncio.Event()
         go = asyncio.Event()
@@ -201,6 +203,7 @@ async def test_run_retries_once_on_newer_client_after_drop(
         task = asyncio.create_task(cp.run(op))
         await entered.wait()
         await rotate(cp, cache)
+        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
         clients = live_clients()
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)
         await until(lambda: live_clients() == clients - 1, pool=cp)
@@ -211,11 +214,11 @@ async def test_run_retries_once_on_newer_client_after_drop(
 
 
 async def test_run_does_not_retry_other_errors_on_a_dropped_client(
-    driver: str, mongo: MongoStandIn, cache: CredentialCache
+    driver: str, mongo: MongoStandIn, cache: CredentialCache, clock: FakeClock
 ) -> None:
     """A network timeout on a client closed at its deadline is raised, not retried: the
     write may have been applied (a retried $inc would count twice)."""
-    async with make_pool(mongo, cache, driver, drain_timeout=0.2) as cp:
+    async with make_pool(mongo, cache, driver, drain_timeout=20.0, clock=clock) as cp:
         entered, go = asyncio.Event(), asyncio.Event()
         calls: list[int] = []
 
@@ -228,6 +231,7 @@ async def test_run_does_not_retry_other_errors_on_a_dropped_client(
         task = asyncio.create_task(cp.run(op))
         await entered.wait()
         await rotate(cp, cache)
+        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)  # op's client closed under it
         go.set()
         with pytest.raises(NetworkTimeout):
