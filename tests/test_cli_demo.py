@@ -11,10 +11,10 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_rotates_without_failures_or_lost_writes() -> None:
-    """Two environments, credentials expiring every 6 s: rotations, 0 failed, 0 missing."""
+    """Three environments (one a laptop's SSO profile), 6 s credentials: rotations, 0 failed."""
     done = subprocess.run(
-        [sys.executable, "-m", "pool", "demo", "--duration", "16", "--lifetime", "6",
-         "--only", "ecs", "--only", "assume_role", "--workers", "8"],
+        [sys.executable, "-m", "pool", "demo", "--duration", "24", "--lifetime", "6",
+         "--only", "ecs", "--only", "assume_role", "--only", "laptop", "--workers", "8"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -23,10 +23,10 @@ def test_demo_rotates_without_failures_or_lost_writes() -> None:
     rows = {
         name: line
         for line in done.stdout.splitlines()
-        for name in ("Amazon ECS", "Role chaining")
+        for name in ("Amazon ECS", "Role chaining", "Developer laptop")
         if line.startswith(f"│ {name}")
     }
-    assert set(rows) == {"Amazon ECS", "Role chaining"}
+    assert set(rows) == {"Amazon ECS", "Role chaining", "Developer laptop"}
     for line in rows.values():
         cells = [c.strip() for c in line.strip("│").split("│")]
         rotations, operations, failed, missing = cells[5:9]

@@ -61,7 +61,7 @@ from pool._internal.log import get_logger
 from pool._internal.redact import describe
 from pool._internal.shield import finish
 from pool.client_pool import filling
-from pool.client_pool.monitor import ConnectionMonitor
+from pool.client_pool.monitor import ConnectionMonitor, warm_members
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
 from pool.errors import ConfigurationError, WarmupError
 
@@ -314,7 +314,8 @@ class Driver:
         client = self._core(handle.client)
         parallel = max(1, int(filling.pool_options(client).max_connecting))
         try:
-            while handle.monitor.ready < target:
+            # warm_connections is per member (see monitor.warm_members).
+            while handle.monitor.short_of(target, warm_members(handle.client)):
                 before = handle.monitor.ready
                 filling.set_min_pool_size(client, max(target, handle.min_pool_size))
                 await filling.run_step(client, [self._step_of(handle.client)] * parallel)

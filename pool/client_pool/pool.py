@@ -41,7 +41,12 @@ from pool.cache import CredentialCache
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.options import check_settings
-from pool.client_pool.retry import auth_error, expired_lease_error, retry_worthy
+from pool.client_pool.retry import (
+    auth_error,
+    expired_lease_error,
+    refused_not_primary,
+    retry_worthy,
+)
 from pool.client_pool.rotation import Gen, Rotator
 from pool.client_pool.status import PoolState, PoolStatus, snapshot
 from pool.errors import ConfigurationError, PoolClosedError
@@ -61,12 +66,8 @@ DEFAULT_WARM_CONNECTIONS = 4
 
 
 def _cache_for(source: CredentialSource, clock: Clock) -> CredentialCache:
-    """The cache a pool creates for ``source``, on the pool's clock.
-
-    Seam for the cache's own ``clock: Clock`` parameter: today's
-    ``CredentialCache`` takes the monotonic reader and the sleep separately.
-    """
-    return CredentialCache(source, owns_source=True, clock=clock.monotonic, sleep=clock.sleep)
+    """The cache a pool creates for ``source``, on the pool's clock."""
+    return CredentialCache(source, owns_source=True, clock=clock)
 
 
 class ClientPool(AsyncResource, Generic[ClientT]):
@@ -378,6 +379,9 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         for one (less when the server refuses the newer credentials too).
         These failures happen before the server ran the failing command, so
         the retry is safe for a single operation, reads and writes alike.
+        A command refused by a member that is no longer primary (10107,
+        13435: an election) is retried once too, on the same client, which
+        re-selects the new primary (see ``retry.refused_not_primary``).
         Any other error (a network timeout, say) is raised unchanged, even
         when the client was closed meanwhile: the server may have applied
         the write. Pass ``retry=False`` when ``fn`` performs more than one
@@ -391,7 +395,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 first = gen
                 return await fn(gen.handle.client)
         except Exception as exc:
-            if first is None or not retry or not retry_worthy(first, exc):
+            elsewhere = first is not None and retry_worthy(first, exc)
+            if first is None or not retry or not (elsewhere or refused_not_primary(exc)):
                 if is_auth_failure(exc):
                     raise auth_error(first) from exc
                 raise
@@ -399,7 +404,9 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self._retries += 1
         _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
         until = self._clock.monotonic() + self._warmup_timeout
-        if not await self._rot.wait_newer(first.number, until):
+        if not elsewhere:
+            pass  # refused by a former primary: the same client re-selects the new one
+        elif not await self._rot.wait_newer(first.number, until):
             if self._book.closed:
                 raise PoolClosedError("the ClientPool closed while run() waited") from failure
             if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal

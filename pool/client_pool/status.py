@@ -59,7 +59,9 @@ class ConnectionCounts(_Record):
     ``open``: open and authenticated now (monitoring connections excluded);
     ``in_use``: checked out by operations now; ``peak_in_use``: the most
     checked out at once so far; ``pending``: being opened now (TCP,
-    handshake, authentication); ``created``/``closed``: totals so far.
+    handshake, authentication); ``created``/``closed``: totals so far;
+    ``per_member``: open connections per member (``"host:port"``; on a
+    replica set ``warm_connections`` is per member).
     """
 
     open: int
@@ -68,6 +70,7 @@ class ConnectionCounts(_Record):
     pending: int
     created: int
     closed: int
+    per_member: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,5 @@ def short_source(fake_authority: CredentialAuthority) -> MintingSource:
 async def fake_cache(
     short_source: MintingSource, clock: FakeClock
 ) -> AsyncIterator[CredentialCache]:
-    async with CredentialCache(
-        short_source, clock=clock.monotonic, sleep=clock.sleep, rng=random.Random(8)
-    ) as c:
+    async with CredentialCache(short_source, clock=clock, rng=random.Random(8)) as c:
         yield c

@@ -104,29 +104,16 @@ async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 1
 
 
 def on_fake_clock(monkeypatch: pytest.MonkeyPatch, fake: Any) -> None:
-    """Make :class:`pool.Credentials` pin expiry times on ``fake`` instead of the real clocks.
+    """Make :class:`pool.Credentials` pin expiry times on ``fake`` instead of the system clock.
 
-    ``Credentials`` reads ``datetime.now()`` and ``time.monotonic()`` once, at
-    construction; with both on the fake clock a set minted by an authority on
-    ``fake.time`` expires exactly when the fake clock says so, for the cache
-    and the pool alike.
+    ``Credentials`` reads ``SYSTEM_CLOCK`` once, at construction (a source
+    knows no other clock); with it on the fake clock, a set minted by an
+    authority on ``fake.time`` expires exactly when the fake clock says so,
+    for the cache and the pool alike.
     """
-    import types
-    from datetime import datetime
-
     import pool.credentials
 
-    class _Meta(type):
-        def __instancecheck__(cls, obj: object) -> bool:
-            return isinstance(obj, datetime)
-
-    class FakeDatetime(metaclass=_Meta):
-        @staticmethod
-        def now(tz: Any = None) -> datetime:
-            return datetime.fromtimestamp(fake.time(), tz)
-
-    monkeypatch.setattr(pool.credentials, "datetime", FakeDatetime)
-    monkeypatch.setattr(pool.credentials, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(pool.credentials, "SYSTEM_CLOCK", fake)
 
 
 async def rotations_done(cp: ClientPool[Any]) -> None:

@@ -172,7 +172,7 @@ async def test_lease_past_deadline_is_dropped_and_client_closed(
         task = asyncio.create_task(holder())
         await held.wait()
         await rotate(cp, cache)
-        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
+        clock.advance(20.0)  # the drain bound, on the pool's clock (fires its timer)
         clients = live_clients()
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)
         assert cp.status().draining == ()
@@ -203,7 +203,7 @@ async def test_run_retries_once_on_newer_client_after_drop(
         task = asyncio.create_task(cp.run(op))
         await entered.wait()
         await rotate(cp, cache)
-        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
+        clock.advance(20.0)  # the drain bound, on the pool's clock (fires its timer)
         clients = live_clients()
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)
         await until(lambda: live_clients() == clients - 1, pool=cp)
@@ -231,7 +231,7 @@ async def test_run_does_not_retry_other_errors_on_a_dropped_client(
         task = asyncio.create_task(cp.run(op))
         await entered.wait()
         await rotate(cp, cache)
-        await clock.run_until(clock.now + 20.0)  # the drain bound, on the pool's clock
+        clock.advance(20.0)  # the drain bound, on the pool's clock (fires its timer)
         await until(lambda: cp.status().dropped_leases == 1, pool=cp)  # op's client closed under it
         go.set()
         with pytest.raises(NetworkTimeout):

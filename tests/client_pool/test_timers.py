@@ -24,18 +24,23 @@ from tests.fakes import FakeClock
 
 
 class _Workers:
-    """A few tasks inserting and reading back through the pool until stopped (real I/O)."""
+    """Bursts of jobs (insert, then read back) from ``n`` concurrent workers (real I/O).
 
-    def __init__(self, cp: Any, n: int = 8) -> None:
-        self.cp, self.acked, self.failures = cp, [], []
-        self.stop = asyncio.Event()
-        self.tasks = [asyncio.create_task(self._run(i)) for i in range(n)]
+    Traffic comes in bursts, not forever: the fake clock moves only while every
+    task is parked, and a worker that never parks would keep it from settling.
+    """
 
-    async def _run(self, i: int) -> None:
-        n = 0
-        while not self.stop.is_set():
-            doc = {"_id": f"{i}-{n}"}
-            n += 1
+    def __init__(self, cp: Any, n: int = 20) -> None:
+        self.cp, self.n, self.acked, self.failures = cp, n, [], []
+        self.jobs = 0
+
+    async def burst(self, jobs: int = 3) -> None:
+        await asyncio.gather(*(self._worker(i, jobs) for i in range(self.n)))
+
+    async def _worker(self, i: int, jobs: int) -> None:
+        for _ in range(jobs):
+            self.jobs += 1
+            doc = {"_id": f"{i}-{self.jobs}"}
             try:
                 await self.cp.run(lambda c, d=doc: c.db.w.insert_one(d), retry=False)
                 self.acked.append(doc["_id"])
@@ -43,11 +48,6 @@ class _Workers:
                     assert await c.db.w.find_one({"_id": doc["_id"]}) is not None
             except Exception as exc:
                 self.failures.append(exc)
-            await asyncio.sleep(0.005)  # a checkpoint between jobs, not a timing assumption
-
-    async def finish(self) -> None:
-        self.stop.set()
-        await asyncio.gather(*self.tasks)
 
 
 async def test_scheduled_rotations_with_6s_credentials_under_load(
@@ -57,8 +57,9 @@ async def test_scheduled_rotations_with_6s_credentials_under_load(
     fake_cache: CredentialCache,
     short_source: MintingSource,
 ) -> None:
-    """The cache's own timer rotates the pool three times with 6 s credentials while 8
-    workers run: no failure, no lost write, no dropped lease, every replaced client closed.
+    """The cache's own timer rotates the pool three times with 6 s credentials, each swap
+    under a burst of 20 workers: no failure, no lost write, no dropped lease, every
+    replaced client closed.
 
     Replaces the real-time test that needed 15 s credentials to be stable: on the fake
     clock the refresh point cannot race a warm-up slowed by a busy machine."""
@@ -66,17 +67,23 @@ async def test_scheduled_rotations_with_6s_credentials_under_load(
     async with make_pool(fake_mongo, fake_cache, driver, warm_connections=3, clock=clock) as cp:
         workers = _Workers(cp)
         for expected in (2, 3, 4):
-            started = clock.now
-            assert await next_rotation(cp, clock, short_source, step=0.5) == expected
+            await workers.burst()  # on the serving client
+            started, fetches = clock.now, short_source.fetches
+            # To the scheduled refresh; then the warm-up and swap run under a burst.
+            await tick_until(clock, lambda f=fetches: short_source.fetches > f, step=0.5)
+            during = asyncio.create_task(workers.burst())
+            async with asyncio.timeout(15):  # only turns a hang into a failure
+                assert await cp.wait_for_generation(expected) == expected
+            await during
             assert clock.now - started < 6.0, "rotated before the serving set expired"
-        await workers.finish()
         status = cp.status()
         assert workers.failures == [], workers.failures[:1]
         assert status.rotations == 3 and status.dropped_leases == 0 and status.run_retries == 0
         stored = {d["_id"] for d in fake_mongo.storage["db"]["w"].find({}, {"_id": 1})}
-        assert set(workers.acked) <= stored and len(workers.acked) > 8
-        await until(lambda: cp.status().draining == (), pool=cp)
-        assert live_clients() == live0 + 1
+        assert set(workers.acked) <= stored and len(workers.acked) == 20 * 3 * 6
+        # Every replaced client closed (their closes finish in the background).
+        await until(lambda: live_clients() == live0 + 1, pool=cp)
+        assert cp.status().draining == ()
     assert live_clients() == live0
 
 

@@ -45,15 +45,16 @@ def test_spec_order(env: dict[str, str], expected: type) -> None:
     ],
 )
 def test_nothing_found_lists_what_was_checked(env: dict[str, str], last: str) -> None:
-    """With no source configured the error lists all four checks, in order."""
+    """With no source configured the error lists all five checks, in order."""
     with pytest.raises(NoCredentialsFoundError) as info:
         from_environment(env, include_ec2="AWS_EC2_METADATA_DISABLED" in env)
     checked = info.value.checked
-    assert len(checked) == 4
+    assert len(checked) == 5
     assert "AWS_ACCESS_KEY_ID" in checked[0]
-    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in checked[1]
-    assert "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" in checked[2]
-    assert last in checked[3]
+    assert "AWS_PROFILE" in checked[1]
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in checked[2]
+    assert "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" in checked[3]
+    assert last in checked[4]
     assert all(line in str(info.value) for line in checked)
 
 
