@@ -5,7 +5,8 @@ Lambda cold-start path (environment variables) must stay cheap.
 """
 
 from pool import sources as sources
-from pool.cache import CredentialCache, Subscription
+from pool._internal.scrub import set_log_scrubbing
+from pool.cache import CredentialCache, Fleet, Subscription
 from pool.client_pool import (
     ClientPool,
     ConnectionCounts,
@@ -44,6 +45,7 @@ __all__ = [
     "CredentialStatus",
     "Credentials",
     "CredentialsExpiredError",
+    "Fleet",
     "GenerationStatus",
     "InvariantError",
     "LeaseExpiredError",
@@ -55,4 +57,5 @@ __all__ = [
     "WarmupError",
     "WarmupFailure",
     "__version__",
+    "set_log_scrubbing",
 ]

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-import structlog
 
 from pool.cache import CredentialCache
 from pool.client_pool.drivers import get_driver, live_clients
@@ -21,6 +20,7 @@ from tests.client_pool.pool_helpers import (
     until,
 )
 from tests.fakes import FakeClock
+from tests.logcapture import capture_logs
 
 
 class _Workers:
@@ -116,7 +116,7 @@ async def test_slow_drain_warns_every_minute_and_keeps_the_lease(
 ) -> None:
     """A replaced client waiting for a lease logs pool.drain_slow once a minute and stays open."""
     async with make_pool(fake_mongo, fake_cache, driver, clock=clock) as cp:
-        with structlog.testing.capture_logs() as logs:
+        with capture_logs() as logs:
             async with cp.client() as client:
                 await next_rotation(cp, clock, short_source, step=0.05)
                 swapped = clock.now
