@@ -7,7 +7,14 @@ Lambda cold-start path (environment variables) must stay cheap.
 from pool import sources as sources
 from pool._internal.scrub import set_log_scrubbing
 from pool.cache import CredentialCache, Fleet, Subscription
-from pool.client_pool import ClientPool
+from pool.client_pool import (
+    ClientPool,
+    ConnectionCounts,
+    CredentialStatus,
+    GenerationStatus,
+    PoolStatus,
+    WarmupFailure,
+)
 from pool.credentials import Credentials
 from pool.errors import (
     AuthenticationError,
@@ -16,11 +23,13 @@ from pool.errors import (
     CredentialFetchError,
     CredentialsExpiredError,
     InvariantError,
+    LeaseExpiredError,
     NoCredentialsFoundError,
     PoolClosedError,
     PoolError,
     WarmupError,
 )
+from pool.sources.base import CredentialSource
 
 __version__ = "0.1.0"
 
@@ -28,18 +37,25 @@ __all__ = [
     "AuthenticationError",
     "ClientPool",
     "ConfigurationError",
+    "ConnectionCounts",
     "CredentialCache",
     "CredentialError",
     "CredentialFetchError",
+    "CredentialSource",
+    "CredentialStatus",
     "Credentials",
     "CredentialsExpiredError",
     "Fleet",
+    "GenerationStatus",
     "InvariantError",
+    "LeaseExpiredError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "PoolStatus",
     "Subscription",
     "WarmupError",
+    "WarmupFailure",
     "__version__",
     "set_log_scrubbing",
 ]

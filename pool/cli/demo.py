@@ -137,13 +137,14 @@ async def _run_env(
                     await asyncio.sleep(0.25)
                     status = cp.status()
                     row.ops, row.failed = work.ops, work.failed
-                    row.rotations = status.get("rotations", 0)
-                    creds = status.get("credentials") or {}
-                    row.remaining = creds.get("remaining_s")
+                    row.rotations = status.rotations
+                    row.remaining = (
+                        None if status.credentials is None else (status.credentials.remaining_s)
+                    )
                 stop.set()
                 await runner
                 row.ops, row.failed = work.ops, work.failed
-                row.rotations = cp.status().get("rotations", 0)
+                row.rotations = cp.status().rotations
                 row.missing = await work.missing()
                 if work.errors:
                     row.error = ", ".join(f"{k}×{v}" for k, v in work.errors.items())

@@ -23,7 +23,12 @@ class Lease:
     generator, no second object, no ``__dict__`` (a plain class: 3.11's
     ``AbstractAsyncContextManager`` has no ``__slots__``), nothing logged;
     entering acquires (synchronous, atomic on the loop), leaving releases
-    before anything awaits.
+    before anything awaits. The pool's rules hold as with a generator lease:
+    before ``start()`` finishes, entering raises :class:`pool.PoolClosedError`
+    naming the fix (one string comparison when open); after ``aclose()`` the
+    book refuses; an error leaving the block goes through
+    ``ClientPool._lease_error`` (:class:`pool.LeaseExpiredError` for a new
+    connection refused on expired credentials, else the auth-failure report).
     """
 
     __slots__ = ("_gen", "_pool")
@@ -35,15 +40,20 @@ class Lease:
     async def __aenter__(self) -> Any:
         if self._gen is not None:
             raise RuntimeError("a ClientPool.client() lease cannot be entered twice")
-        gen = self._gen = self._pool._book.acquire_gen()
+        pool = self._pool
+        if pool._state != "open":
+            pool._check_usable()  # before start(): name the fix; after close the book refuses
+        gen = self._gen = pool._book.acquire_gen()
         return gen.handle.client
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         gen, pool = self._gen, self._pool
         if gen is None:
             return
-        if exc is not None:
-            pool._report(gen, exc)
+        error = None if exc is None else pool._lease_error(gen, exc)
+        # Released synchronously first: a cancelled holder never keeps it.
         to_close = pool._book.release_gen(gen)
         if to_close:
             await pool._rot.close_gens(to_close)
+        if error is not None:
+            raise error from exc

@@ -280,11 +280,9 @@ class PoolTelemetry:
 
 
 def _counts(monitor: Any) -> tuple[int, int, int]:
-    """(open, in use, pending) from a monitor's snapshot, a dict or a typed record."""
+    """(open, in use, waiting for a check-out) from a pool's connection monitor."""
     snap = monitor.snapshot()
-    if isinstance(snap, dict):
-        return snap.get("open", 0), snap.get("in_use", 0), snap.get("pending", 0)
-    return snap.open, snap.in_use, getattr(snap, "pending", 0)
+    return snap.open, snap.in_use, getattr(monitor, "waiting", 0)
 
 
 def _cancelled(exc: BaseException) -> bool:

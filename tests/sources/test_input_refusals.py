@@ -110,7 +110,7 @@ def _botocore_allows(uri: str, *, ignore_https: bool) -> bool:
 
 @pytest.mark.parametrize("uri", BOTOCORE_CASES)
 def test_full_uri_rule_is_botocores_host_list_whatever_the_scheme(uri: str) -> None:
-    """Allowed exactly when botocore's host rule allows it as plain http (botocore 1.40.61's rule)."""
+    """Allowed exactly when botocore allows it as plain http (botocore 1.40.61's rule)."""
     try:
         validate_full_uri(uri)
         ours = True

@@ -102,7 +102,7 @@ async def test_a_lease_is_one_slotted_object(
         async with lease:
             with pytest.raises(RuntimeError, match="twice"):
                 await lease.__aenter__()
-        assert cp.status()["leases"] == {"1": 0}
+        assert cp.status().leases == {"1": 0}
 
 
 def test_refresh_reasons() -> None:

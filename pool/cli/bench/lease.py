@@ -207,7 +207,7 @@ async def bench_lease(rounds: int = 100, driver: str = "pymongo") -> dict[str, R
                     CredentialCache(_Minting(authority), telemetry=tel)
                 )
                 pools[mode] = await stack.enter_async_context(
-                    ClientPool(  # type: ignore[call-overload]
+                    ClientPool(
                         group.value.uri, credentials=cache, driver=driver, name=f"bench-{mode}",
                         telemetry=tel, warm_connections=1,
                     )
