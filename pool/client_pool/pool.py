@@ -32,6 +32,7 @@ from pool._internal.resource import AsyncResource
 from pool.cache import CredentialCache
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
+from pool.client_pool.health import Health, HealthInputs, assess
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import auth_error, retry_worthy
 from pool.client_pool.rotation import Gen, Rotator
@@ -368,7 +369,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot for readiness probes and dashboards; never a secret.
 
-        ``ready`` is true while a client is serving; ``generation`` is its
+        ``ready`` is :meth:`health`'s readiness as a bool (true when ``ok`` or
+        ``degraded``) and ``health`` both answers with reasons; ``generation`` is its
         number (failed warm-ups use numbers too); ``leases`` counts leases per
         generation; ``draining`` lists the replaced generations still open;
         ``dropped_leases``, ``rotations``, ``run_retries`` and
@@ -377,6 +379,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         ``last_refresh_error`` say what went wrong last.
         """
         now = time.monotonic()
+        health = self.health()
         book = self._book.status(now)
         conns = {g.number: g.handle.monitor.snapshot() for g in self._book.generations}
         for entry in book["generations"]:
@@ -386,7 +389,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         remaining = None if creds is None else creds.remaining(now)
         cache = self._cache.status()
         return {
-            "ready": self._state == "open" and current is not None,
+            "ready": health.ready.passing,
+            "health": health.as_dict(),
             "state": self._state,
             "driver": self._rot.driver.name,
             **book,
@@ -402,3 +406,33 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             "last_refresh_error": cache.get("last_error"),
             "cache": cache,
         }
+
+    def health(self) -> Health:
+        """Readiness and liveness now, with reasons (see :mod:`pool.client_pool.health`).
+
+        Never blocks, never does I/O: built for probes called every few seconds.
+        """
+        now = time.monotonic()
+        current = self._book.current
+        remaining = None if current is None else current.credentials.remaining(now)
+        cache = self._cache.status()
+        error = cache.get("last_error")
+        warm_error = self._rot.last_error
+        since = self._rot.warming_since
+        dead = () if self._state != "open" else tuple(t.get_name() for t in self._tasks if t.done())
+        return assess(
+            HealthInputs(
+                pool_state=self._state,
+                serving=current is not None,
+                remaining_s=remaining,
+                connections=0 if current is None else current.handle.monitor.ready,
+                cache_state=str(cache.get("state")),
+                cache_error=None if not error else str(error.get("message")),
+                cache_failures=int(cache.get("consecutive_failures") or 0),
+                dead_tasks=dead,
+                warming_for_s=None if since is None else now - since,
+                warmup_timeout=self._warmup_timeout,
+                warmup_failures_in_a_row=self._rot.failures_in_a_row,
+                last_warmup_error=None if warm_error is None else str(warm_error[1]),
+            )
+        )

@@ -74,6 +74,7 @@ class Rotator:
         # Set, then replaced, at each swap, failed warm-up and close: wakes waiters.
         self._progress = asyncio.Event()
         self._rotating = 0  # rotate_to() calls under way (build + warm-up)
+        self.warming_since: float | None = None  # monotonic start of the oldest under way
         self._refused_number = 0  # the newest generation whose warm-up got code 18
         self._refused_key: str | None = None  # the last set reported as refused
         self._gen_closed = asyncio.Event()  # set, then replaced, when generations close
@@ -90,11 +91,15 @@ class Rotator:
         Raises :class:`pool.WarmupError` (or the driver adapter's
         :class:`pool.ConfigurationError`) and closes the new client on failure.
         """
+        if not self._rotating:
+            self.warming_since = time.monotonic()
         self._rotating += 1
         try:
             gen = await self._build_and_warm(creds)
         finally:
             self._rotating -= 1
+            if not self._rotating:
+                self.warming_since = None
             self.notify()  # wait_newer() looks at _rotating
         previous = self.book.current
         to_close = self.book.activate(gen, time.monotonic())
