@@ -21,10 +21,12 @@ __all__ = [
     "CredentialError",
     "CredentialFetchError",
     "CredentialsExpiredError",
+    "CredentialsRefusedError",
     "InvariantError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "ServerUnreachableError",
     "WarmupError",
 ]
 
@@ -91,7 +93,50 @@ class AuthenticationError(PoolError):
 
 
 class WarmupError(PoolError):
-    """A new client could not be connected and authenticated ahead of traffic."""
+    """A new client could not be connected and authenticated ahead of traffic.
+
+    ``startup`` is True when it was the pool's first client (nothing serves;
+    :meth:`pool.ClientPool.start` raises it), False at a rotation (the
+    current client keeps serving and the warm-up is retried).
+    """
+
+    def __init__(self, message: str, *, startup: bool = False) -> None:
+        super().__init__(message)
+        self.startup = startup
+
+
+class ServerUnreachableError(WarmupError):
+    """No MongoDB server could be reached: nothing listening, DNS, a timeout, or TLS.
+
+    ``reason`` is ``"refused"``, ``"dns"``, ``"timeout"``, ``"tls"`` or
+    ``"network"``; ``servers`` maps each ``host:port`` to the driver's error
+    text for it (redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        servers: dict[str, str] | None = None,
+        startup: bool = False,
+    ) -> None:
+        super().__init__(message, startup=startup)
+        self.reason = reason
+        self.servers = dict(servers or {})
+
+
+class CredentialsRefusedError(WarmupError, AuthenticationError):
+    """The server refused a new client's AWS credentials (code 18) while it warmed up.
+
+    ``key`` is the access key id's hint (never the secret) and ``source`` the
+    credential source's name.
+    """
+
+    def __init__(self, message: str, *, key: str, source: str, startup: bool = False) -> None:
+        super().__init__(message, startup=startup)
+        self.key = key
+        self.source = source
 
 
 class InvariantError(PoolError, AssertionError):

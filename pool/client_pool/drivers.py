@@ -45,11 +45,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import anyio.to_thread
-from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
+from pymongo.errors import (
+    AutoReconnect,
+    InvalidOperation,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
+from pool.client_pool import diagnose
 from pool.client_pool.monitor import ConnectionMonitor
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
 from pool.errors import ConfigurationError, WarmupError
@@ -163,21 +170,30 @@ async def _load_auth_modules(names: tuple[str, ...]) -> None:
         _auth_loaded.add(name)
 
 
-def _warmup_error(driver: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> WarmupError:
+def _warmup_error(
+    driver: str,
+    exc: BaseException,
+    secrets: tuple[str, ...] = (),
+    *,
+    client: Any = None,
+    within: float = 0.0,
+    startup: bool = False,
+    key: str = "-",
+    source: str = "",
+) -> WarmupError:
+    """The typed error naming why a warm-up failed (see :mod:`.diagnose`)."""
     if is_auth_failure(exc):
-        return WarmupError(
-            f"{driver}: the server refused the new AWS credentials (AuthenticationFailed, "
-            "code 18); the current client keeps serving. Check that the IAM role is mapped "
-            "to a database user and that the server trusts this STS region."
-        )
+        return diagnose.refused_error(driver, key=key, source=source, startup=startup)
+    servers = {} if client is None else diagnose.server_errors(client, secrets)
     if isinstance(exc, TimeoutError):
-        return WarmupError(
-            f"{driver}: warm-up did not finish in time; the current client keeps serving. "
-            "Raise warmup_timeout or lower warm_connections if the server is slow."
-        )
+        return diagnose.timeout_error(driver, within, servers, startup=startup)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = describe(exc, *secrets, limit=300)
+        return diagnose.unreachable_error(driver, servers or {"servers": text}, startup=startup)
+    where = "at startup; no client is serving" if startup else "; the current client keeps serving"
     return WarmupError(
-        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)}; "
-        "the current client keeps serving"
+        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)} {where}",
+        startup=startup,
     )
 
 
@@ -268,6 +284,9 @@ class Driver:
         *,
         within: float,
         fill_until: float | None = None,
+        startup: bool = False,
+        key: str = "-",
+        source: str = "",
     ) -> bool:
         """Connect, ping (authenticating one connection), then open up to ``connections``.
 
@@ -276,11 +295,15 @@ class Driver:
         the caller needs the client sooner than a full warm-up allows. Raises
         :class:`pool.WarmupError` (the driver's error as ``__cause__``) when the
         ping fails or after ``within`` seconds. Cancellable; the caller closes
-        the client on failure.
+        the client on failure. An unreachable server fails it as soon as the
+        driver's monitor has seen every server fail, not after ``within``
+        (:class:`pool.ServerUnreachableError`); refused credentials raise
+        :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's first
+        client), ``key`` (a key hint) and ``source`` only shape the message.
         """
         try:
             async with asyncio.timeout(within):
-                await self._ping(handle.client)
+                await self._ping_or_unreachable(handle, startup)
                 if fill_until is None:
                     await self._fill(handle, connections)
                     return True
@@ -291,7 +314,31 @@ class Driver:
                 except TimeoutError:
                     return False
         except (PyMongoError, TimeoutError) as exc:
-            raise _warmup_error(self.name, exc, handle.secrets) from exc
+            error = _warmup_error(
+                self.name, exc, handle.secrets, client=handle.client, within=within,
+                startup=startup, key=key, source=source,
+            )  # fmt: skip
+            # A warm-up timeout's own chain is only CancelledError -> TimeoutError:
+            # the server's last error says more.
+            cause = exc if isinstance(exc, PyMongoError) else diagnose.first_error(handle.client)
+            raise error from (cause or exc)
+
+    async def _ping_or_unreachable(self, handle: DriverClient, startup: bool) -> None:
+        """The ping, ended early when the driver's monitor finds every server unreachable."""
+        loop = asyncio.get_running_loop()
+        ping = loop.create_task(self._ping(handle.client))
+        watch = loop.create_task(diagnose.watch_unreachable(handle.client, handle.secrets))
+        try:
+            await asyncio.wait({ping, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ping, watch):
+                task.cancel()
+            await asyncio.wait({ping, watch})
+        if not ping.cancelled():  # the ping ended first: its answer, or its error, wins
+            ping.result()
+            return
+        error = diagnose.unreachable_error(self.name, watch.result(), startup=startup)
+        raise error from diagnose.first_error(handle.client)
 
     async def _fill(self, handle: DriverClient, target: int) -> None:
         parallel = max(1, int(handle.client.options.pool_options.max_connecting))

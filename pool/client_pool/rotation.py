@@ -126,7 +126,13 @@ class Rotator:
         fill_until = None if previous is None else swap_by(previous.credentials)
         try:
             full = await self.driver.warm(
-                handle, self.warm, within=self.warmup_timeout, fill_until=fill_until
+                handle,
+                self.warm,
+                within=self.warmup_timeout,
+                fill_until=fill_until,
+                startup=previous is None,
+                key=key_hint(creds.access_key_id),
+                source=creds.source,
             )
         except BaseException as exc:
             if is_auth_failure(exc.__cause__ or exc):
