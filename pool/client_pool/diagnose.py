@@ -26,14 +26,18 @@ from pool._internal.redact import describe
 from pool.errors import CredentialsRefusedError, ServerUnreachableError, WarmupError
 
 __all__ = [
+    "AUTH_FAILED",
     "classify",
     "first_error",
     "refused_error",
     "server_errors",
     "timeout_error",
     "unreachable_error",
+    "warmup_error",
     "watch_unreachable",
 ]
+
+AUTH_FAILED = 18  # mongod's code for every failed authentication
 
 _POLL = 0.02
 
@@ -172,3 +176,32 @@ def timeout_error(
         "or lower warm_connections."
     )
     return WarmupError(text, startup=startup)
+
+
+def warmup_error(
+    driver: str,
+    exc: BaseException,
+    secrets: tuple[str, ...] = (),
+    *,
+    client: Any = None,
+    within: float = 0.0,
+    startup: bool = False,
+    key: str = "-",
+    source: str = "",
+) -> WarmupError:
+    """The typed error naming why a warm-up failed with ``exc`` (the driver's or a timeout)."""
+    from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+
+    if isinstance(exc, OperationFailure) and exc.code == AUTH_FAILED:
+        return refused_error(driver, key=key, source=source, startup=startup)
+    servers = {} if client is None else server_errors(client, secrets)
+    if isinstance(exc, TimeoutError):
+        return timeout_error(driver, within, servers, startup=startup)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = describe(exc, *secrets, limit=300)
+        return unreachable_error(driver, servers or {"servers": text}, startup=startup)
+    where = "at startup; no client is serving" if startup else "; the current client keeps serving"
+    return WarmupError(
+        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)} {where}",
+        startup=startup,
+    )

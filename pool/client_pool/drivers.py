@@ -45,13 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import anyio.to_thread
-from pymongo.errors import (
-    AutoReconnect,
-    InvalidOperation,
-    OperationFailure,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-)
+from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
 from pool._internal.log import get_logger
@@ -59,7 +53,7 @@ from pool._internal.redact import describe
 from pool.client_pool import diagnose
 from pool.client_pool.monitor import ConnectionMonitor
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
-from pool.errors import ConfigurationError, WarmupError
+from pool.errors import ConfigurationError
 
 __all__ = [
     "AUTH_FAILED",
@@ -168,33 +162,6 @@ async def _load_auth_modules(names: tuple[str, ...]) -> None:
         except ImportError as exc:
             _log.debug("auth_module_missing", module=name, error=type(exc).__name__)
         _auth_loaded.add(name)
-
-
-def _warmup_error(
-    driver: str,
-    exc: BaseException,
-    secrets: tuple[str, ...] = (),
-    *,
-    client: Any = None,
-    within: float = 0.0,
-    startup: bool = False,
-    key: str = "-",
-    source: str = "",
-) -> WarmupError:
-    """The typed error naming why a warm-up failed (see :mod:`.diagnose`)."""
-    if is_auth_failure(exc):
-        return diagnose.refused_error(driver, key=key, source=source, startup=startup)
-    servers = {} if client is None else diagnose.server_errors(client, secrets)
-    if isinstance(exc, TimeoutError):
-        return diagnose.timeout_error(driver, within, servers, startup=startup)
-    if isinstance(exc, ServerSelectionTimeoutError):
-        text = describe(exc, *secrets, limit=300)
-        return diagnose.unreachable_error(driver, servers or {"servers": text}, startup=startup)
-    where = "at startup; no client is serving" if startup else "; the current client keeps serving"
-    return WarmupError(
-        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)} {where}",
-        startup=startup,
-    )
 
 
 class Driver:
@@ -314,7 +281,7 @@ class Driver:
                 except TimeoutError:
                     return False
         except (PyMongoError, TimeoutError) as exc:
-            error = _warmup_error(
+            error = diagnose.warmup_error(
                 self.name, exc, handle.secrets, client=handle.client, within=within,
                 startup=startup, key=key, source=source,
             )  # fmt: skip
