@@ -23,6 +23,7 @@ __all__ = [
     "CredentialsExpiredError",
     "CredentialsRefusedError",
     "InvariantError",
+    "NoAwsEnvironmentError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
@@ -81,6 +82,27 @@ class CredentialFetchError(CredentialError):
         self.source = source
         self.retryable = retryable
         self.status = status
+        self.code = code
+
+
+class NoAwsEnvironmentError(NoCredentialsFoundError, CredentialFetchError):
+    """Nothing configured, and the instance metadata service (the last resort) did not answer.
+
+    What :func:`pool.sources.from_environment`'s fallback source raises off
+    AWS (a laptop, CI): both a :class:`NoCredentialsFoundError` (``checked``
+    lists what was looked at) and a retryable :class:`CredentialFetchError`
+    (on EC2, IMDS may come back).
+    """
+
+    def __init__(self, message: str, *, checked: list[str], code: str | None = None) -> None:
+        # Not the parents' __init__: in this MRO NoCredentialsFoundError's super()
+        # is CredentialFetchError, whose signature differs.
+        self.checked = list(checked)
+        lines = "\n".join(f"  - {line}" for line in self.checked)
+        Exception.__init__(self, f"{message}\n{lines}" if lines else message)
+        self.source = "ec2"
+        self.retryable = True
+        self.status = None
         self.code = code
 
 
