@@ -48,6 +48,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="SPEC", help=argparse.SUPPRESS)
 
 
+def host_port(url: str, default_port: int = 443) -> str:
+    """``host:port`` of an http(s) URL (what a call went to; never a path or a token)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (80 if parts.scheme == "http" else default_port)
+    host = parts.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and 127.0.0.0/8 / ``::1`` literals."""
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_target(source: Any) -> str:
+    """Where ``source.fetch()`` goes: ``host:port``, or what it reads instead of a network."""
+    base = getattr(source, "base", None)  # AssumeRoleSource: its base first
+    for attr in ("url", "endpoint"):
+        value = getattr(source, attr, None)
+        if isinstance(value, str):
+            return host_port(value)
+    sts = getattr(source, "sts", None)
+    if sts is not None:
+        where = sts.endpoint_url or f"https://sts.{sts.region}.amazonaws.com"
+        own = host_port(where)
+        return own if base is None else f"{fetch_target(base)}, then {own}"
+    return "no network (environment variables)"
+
+
+def mongo_hosts(uri: str) -> list[str]:
+    """The seed hosts of a ``mongodb://`` URI (empty for ``mongodb+srv://``: resolved by DNS)."""
+    from pymongo.uri_parser import parse_uri
+
+    if uri.lower().startswith("mongodb+srv://"):
+        return []
+    try:
+        return [f"{h}:{p}" for h, p in parse_uri(uri, warn=True)["nodelist"]]
+    except Exception:
+        return []
+
+
 def iam_role_arn(arn: str) -> str:
     """``arn:aws:sts::A:assumed-role/R/S`` → ``arn:aws:iam::A:role/R``, the ARN Atlas maps."""
     m = _ASSUMED.match(arn)
@@ -119,7 +169,8 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
     return "See the message above; rerun with -vv for the log."
 
 
-async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> str:
+async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> tuple[str, str]:
+    """(caller ARN, ``host:port`` the call went to)."""
     import aioboto3
     from botocore.config import Config
 
@@ -137,12 +188,13 @@ async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> s
         aws_session_token=creds.session_token,
         config=cfg,
     ) as sts:
+        where = host_port(sts.meta.endpoint_url)
         answer = await sts.get_caller_identity()
-    return str(answer["Arn"])
+    return str(answer["Arn"]), where
 
 
-async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float]:
-    """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``.
+async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float, str]:
+    """(connect+authenticate ms, ping ms, servers reached) with a brand-new client of ``driver``.
 
     Built and closed through the pool's driver adapter, so Motor's blocking
     parts (construction, ``close()``'s endSessions) stay off the loop.
@@ -160,9 +212,12 @@ async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[f
         t1 = time.perf_counter()
         await handle.client.admin.command("ping")  # on the now-authenticated connection
         t2 = time.perf_counter()
+        client = handle.client.delegate if driver == "motor" else handle.client
+        servers = client.topology_description.server_descriptions()
+        where = ", ".join(f"{h}:{p}" for h, p in servers) or "?"
     finally:
         await adapter.close(handle)
-    return (t1 - t0) * 1000, (t2 - t1) * 1000
+    return (t1 - t0) * 1000, (t2 - t1) * 1000, where
 
 
 def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -201,12 +256,13 @@ async def _fetch(report: Report, source: Any) -> Any:
     from pool._internal.log import key_hint
     from pool.sources import aclose_source
 
+    target = fetch_target(source)
     try:
         t0 = time.perf_counter()
         creds = await source.fetch()
         fetch_ms = (time.perf_counter() - t0) * 1000
     except Exception as exc:
-        report.step("fetch", False, describe(exc), _explain_fetch(exc))
+        report.step("fetch", False, f"{describe(exc)} [called {target}]", _explain_fetch(exc))
         return None
     finally:
         await aclose_source(source)
@@ -216,27 +272,51 @@ async def _fetch(report: Report, source: Any) -> Any:
         if creds.expiration is None
         else f"expires {creds.expiration:%Y-%m-%d %H:%M:%S}Z (in {left:.0f} s)"
     )
-    report.step("fetch", True, f"{fetch_ms:.1f} ms, key {key_hint(creds.access_key_id)}, {expiry}")
+    report.step(
+        "fetch",
+        True,
+        f"{fetch_ms:.1f} ms from {target}, key {key_hint(creds.access_key_id)}, {expiry}",
+    )
     return creds
 
 
 async def _whoami(
-    report: Report, creds: Any, environ: Mapping[str, str], limit_s: float
+    report: Report, creds: Any, environ: Mapping[str, str], limit_s: float, uri: str | None
 ) -> str | None:
-    """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning)."""
+    """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning).
+
+    Skipped when the MongoDB server is on loopback (the stand-ins) but STS is
+    not: credentials minted by stand-ins mean nothing to AWS, and no call of
+    ``check`` against the stand-ins may leave the machine.
+    """
+    from pool.sources._sts import sts_location
+
+    region, endpoint = sts_location(environ)
+    sts_host = host_port(endpoint or f"https://sts.{region}.amazonaws.com")
+    hosts = mongo_hosts(uri or "")
+    if hosts and all(is_loopback(h.rsplit(":", 1)[0]) for h in hosts):
+        if not is_loopback(sts_host.rsplit(":", 1)[0].strip("[]")):
+            report.step(
+                "identity",
+                None,
+                f"skipped: the MongoDB server is on loopback but STS is {sts_host}",
+                "Not calling AWS for stand-in credentials. Set AWS_ENDPOINT_URL_STS to the\n"
+                "stand-ins' STS (python -m pool emulate prints it in every block).",
+            )
+            return None
     try:
-        arn = await _identity(creds, environ, limit_s)
+        arn, where = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
             None,
-            f"STS GetCallerIdentity failed: {describe(exc)}",
+            f"STS GetCallerIdentity at {sts_host} failed: {describe(exc)}",
             "Not fatal (Atlas calls STS itself), but the server will likely refuse the same\n"
             "credentials; a VPC without STS access also explains this.",
         )
         return None
     role = iam_role_arn(arn)
-    report.step("identity", True, arn, f"Atlas database user to map: {role}")
+    report.step("identity", True, f"{arn} [called {where}]", f"Atlas database user to map: {role}")
     return role
 
 
@@ -246,7 +326,7 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
     creds = None if source is None else await _fetch(report, source)
     if creds is None:
         return report
-    role = await _whoami(report, creds, environ, args.timeout)
+    role = await _whoami(report, creds, environ, args.timeout, uri)
     if not uri:
         report.step("connect", False, "no MongoDB URI", "Pass --uri or set MONGODB_URI.")
         return report
@@ -260,11 +340,15 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
         )
         return report
     try:
-        auth_ms, ping_ms = await _connect(uri, creds, args.driver, args.timeout)
+        auth_ms, ping_ms, where = await _connect(uri, creds, args.driver, args.timeout)
     except Exception as exc:
         report.step("connect+auth", False, describe(exc), _explain_auth(exc, role))
         return report
-    report.step("connect+auth", True, f"{auth_ms:.1f} ms (hello, saslStart, saslContinue, ping)")
+    report.step(
+        "connect+auth",
+        True,
+        f"{auth_ms:.1f} ms to {where} (hello, saslStart, saslContinue, ping)",
+    )
     report.step("ping", True, f"{ping_ms:.2f} ms on the authenticated connection")
     return report
 
