@@ -139,7 +139,8 @@ class Rotator:
                 self._refused(gen)
             await self.close_gens(self.book.abandon(gen))
             raise
-        if not full:
+        # Not partial when the driver's own minPoolSize filling got there meanwhile.
+        if not full and handle.monitor.ready < self.warm:
             self.partial_warmups += 1
             _log.warning(
                 "pool.warmup_partial",
