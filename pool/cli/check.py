@@ -169,8 +169,7 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
     return "See the message above; rerun with -vv for the log."
 
 
-async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> tuple[str, str]:
-    """(caller ARN, ``host:port`` the call went to)."""
+async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> str:
     import aioboto3
     from botocore.config import Config
 
@@ -188,9 +187,8 @@ async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> t
         aws_session_token=creds.session_token,
         config=cfg,
     ) as sts:
-        where = host_port(sts.meta.endpoint_url)
         answer = await sts.get_caller_identity()
-    return str(answer["Arn"]), where
+    return str(answer["Arn"])
 
 
 async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float, str]:
@@ -305,7 +303,7 @@ async def _whoami(
             )
             return None
     try:
-        arn, where = await _identity(creds, environ, limit_s)
+        arn = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
@@ -316,7 +314,9 @@ async def _whoami(
         )
         return None
     role = iam_role_arn(arn)
-    report.step("identity", True, f"{arn} [called {where}]", f"Atlas database user to map: {role}")
+    report.step(
+        "identity", True, f"{arn} [called {sts_host}]", f"Atlas database user to map: {role}"
+    )
     return role
 
 
