@@ -155,13 +155,14 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
     with patched_environ(emulator.env_for(base_env)):
         source = TimedSource(_source_for(row.env, emulator))
         try:
-            async with ClientPool(
+            cp = ClientPool(
                 emulator.mongodb_uri,
                 credentials=source,
                 driver=args.driver,
                 warm_connections=4,
                 event_listeners=[listener],
-            ) as cp:
+            )
+            async with cp:
                 work = Workload(cp.run, tag=row.env, workers=args.workers, pause=args.pause)
                 stop = asyncio.Event()
                 runner = asyncio.create_task(work.run_until(stop))
@@ -178,10 +179,11 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
                 row.ops, row.failed = work.ops, work.failed
                 final = cp.status()
                 row.rotations = final.get("rotations", 0)
-                row.partial_warmups = final.get("partial_warmups", 0)
                 row.missing = await work.missing()
                 if work.errors:
                     row.error = ", ".join(f"{k}×{v}" for k, v in work.errors.items())
+            # Read after close: a warm-up that finished while the pool closed counts too.
+            row.partial_warmups = cp.status().get("partial_warmups", 0)
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
         finally:
