@@ -27,6 +27,7 @@ from pool.errors import CredentialsRefusedError, ServerUnreachableError, WarmupE
 
 __all__ = [
     "AUTH_FAILED",
+    "auth_failure",
     "classify",
     "first_error",
     "refused_error",
@@ -94,6 +95,16 @@ def _topology(client: Any) -> Any:
     if not isinstance(client, AsyncMongoClient | MongoClient):
         client = client.delegate  # Motor wraps a PyMongo MongoClient as ``delegate``
     return client.topology_description
+
+
+def auth_failure(client: Any) -> BaseException | None:
+    """A server's last error when it is a code 18 (the handshake was refused), else ``None``."""
+    from pymongo.errors import OperationFailure
+
+    for sd in _topology(client).server_descriptions().values():
+        if isinstance(sd.error, OperationFailure) and sd.error.code == AUTH_FAILED:
+            return sd.error
+    return None
 
 
 def first_error(client: Any) -> BaseException | None:

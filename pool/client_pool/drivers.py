@@ -304,6 +304,11 @@ class Driver:
         if not ping.cancelled():  # the ping ended first: its answer, or its error, wins
             ping.result()
             return
+        refused = diagnose.auth_failure(handle.client)
+        if refused is not None:
+            # The server was reached: a connection's handshake got code 18 and the
+            # driver marked the server unknown with it. Reported as the refusal.
+            raise refused
         error = diagnose.unreachable_error(self.name, watch.result(), startup=startup)
         raise error from diagnose.first_error(handle.client)
 

@@ -170,3 +170,40 @@ async def test_refusal_at_rotation_says_the_current_client_keeps_serving(
 def test_classify_network_errors(text: str, reason: str) -> None:
     """The driver's error texts (PyMongo 4.20) map to the reason the message explains."""
     assert classify(text) == reason
+
+
+async def test_dns_failure_is_named(
+    driver: str, source: MintingSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host name that does not resolve: ServerUnreachableError(dns), without a real lookup."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "db.invalid":  # answered here: no query leaves the machine
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    exc = await start_error("mongodb://db.invalid:27017/", source, driver, **SLOW)
+    assert isinstance(exc, ServerUnreachableError) and exc.reason == "dns", str(exc)
+    assert "does not resolve" in str(exc) and "db.invalid:27017" in exc.servers
+
+
+async def test_silent_server_is_a_timeout(driver: str, source: MintingSource) -> None:
+    """A server that accepts but never answers: reason timeout, the access list named."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        uri = f"mongodb://127.0.0.1:{port}/"
+        exc = await start_error(uri, source, driver, connectTimeoutMS=500, **SLOW)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(exc, ServerUnreachableError) and exc.reason == "timeout", str(exc)
+    assert "IP access list" in str(exc)
