@@ -185,3 +185,28 @@ async def test_aiohttp_probes_answer_503_when_not_ready(
                     assert resp.status == 200
         finally:
             await runner.cleanup()
+
+
+async def test_expired_credentials_and_no_connection_is_not_ready(
+    driver: str, mongo: MongoStandIn, ecs: AwsStandIns
+) -> None:
+    """Endpoint stopped, credentials expired, server connections gone: readiness fails.
+
+    The issue's case: status()["ready"] was True while nothing could work. When
+    the endpoint comes back the pool rotates and readiness is ok again.
+    """
+    async with ecs_cache(ecs) as cache, make_pool(mongo, cache, driver) as cp:
+        stopped = ecs.faults.add("ecs:error=503")
+        await until(lambda: (cp.status()["credentials"]["remaining_s"] or 0) < 0)
+        mongo.drop_connections()  # the server (or a network blip) closes them
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the driver raises
+            async with asyncio.timeout(10):
+                await cp.run(lambda c: c.shop.items.count_documents({}), retry=False)
+        await until(lambda: cp.health().ready.status == "failing")
+        ready = cp.health().ready
+        assert any("no connection is open" in r for r in ready.reasons), ready.reasons
+        assert cp.status()["ready"] is False
+        assert cp.health().live.status == "ok"
+        ecs.faults.remove(stopped)
+        await until(lambda: cp.health().ready.status == "ok")
+        assert cp.status()["ready"] is True
