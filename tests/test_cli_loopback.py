@@ -116,3 +116,22 @@ def test_check_skips_real_sts_for_a_loopback_server(emulated: Any, tmp_path: Pat
     assert not log.exists(), log.read_text()
     assert "warn  identity       skipped" in done.stdout and "sts.us-east-1" in done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_check_names_why_the_server_is_unreachable() -> None:
+    """check against a closed port: the connect step says 'refused' and what to check."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "pool", "check", "--emulated", "--timeout", "2",
+         "--uri", f"mongodb://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "FAIL  connect+auth" in done.stdout
+    assert "could not be reached (refused)" in done.stdout

@@ -162,9 +162,12 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
             "3. The credentials expired or were revoked between fetch and connect."
         )
     if isinstance(exc, ServerSelectionTimeoutError):
+        from pool.client_pool.diagnose import FIXES, classify
+
+        reason = classify(str(exc))
         return (
-            "The server did not answer. Check the URI's host, DNS, the Atlas IP access\n"
-            "list / VPC peering / PrivateLink, and outbound port 27017."
+            f"The server could not be reached ({reason}). {FIXES[reason]}.\n"
+            "Atlas: check the IP access list (or the private endpoint) and outbound port 27017."
         )
     return "See the message above; rerun with -vv for the log."
 

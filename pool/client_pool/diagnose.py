@@ -27,6 +27,7 @@ from pool.errors import CredentialsRefusedError, ServerUnreachableError, WarmupE
 
 __all__ = [
     "AUTH_FAILED",
+    "FIXES",
     "auth_failure",
     "classify",
     "first_error",
@@ -57,7 +58,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("timeout", re.compile(r"timed out|timeout", re.IGNORECASE)),
 )
 
-_FIXES = {
+FIXES = {
     "refused": "Nothing accepts connections there: check the URI's host and port and that "
     "the server runs",
     "dns": "The host name does not resolve: check the URI (mongodb+srv:// needs its SRV and "
@@ -156,7 +157,7 @@ def unreachable_error(driver: str, servers: dict[str, str], *, startup: bool) ->
     where = "; ".join(f"{addr}: {text}" for addr, text in servers.items())
     return ServerUnreachableError(
         f"{driver}: cannot reach the MongoDB server ({reason}) {_consequence(startup)}. "
-        f"{_FIXES[reason]}. Driver said: {where}",
+        f"{FIXES[reason]}. Driver said: {where}",
         reason=reason,
         servers=servers,
         startup=startup,
