@@ -88,7 +88,7 @@ def leased_database(name: str, *, state_key: str = STATE_KEY) -> Callable[..., A
 
 
 def pool_status(*, state_key: str = STATE_KEY) -> Callable[..., Any]:
-    """A dependency returning the pool's ``status()`` dict (for readiness probes)."""
+    """A dependency returning ``status()``, for dashboards (probes: :func:`mount_health`)."""
     from starlette.requests import Request
 
     async def dependency(request: Request) -> dict[str, Any]:  # async: on the loop
