@@ -151,14 +151,16 @@ class ServerUnreachableError(WarmupError):
 class CredentialsRefusedError(WarmupError, AuthenticationError):
     """The server refused a new client's AWS credentials (code 18) while it warmed up.
 
-    ``key`` is the access key id's hint (never the secret) and ``source`` the
-    credential source's name.
+    ``key`` is the access key id's hint (never the secret), ``source`` the
+    credential source's name and ``role_arn`` the role the source assumes,
+    when it knows it (web identity, role chaining; ``None`` otherwise).
     """
 
     def __init__(self, message: str, *, key: str, source: str, startup: bool = False) -> None:
         super().__init__(message, startup=startup)
         self.key = key
         self.source = source
+        self.role_arn: str | None = None
 
 
 class InvariantError(PoolError, AssertionError):

@@ -37,6 +37,7 @@ __all__ = [
     "unreachable_error",
     "warmup_error",
     "watch_unreachable",
+    "with_role",
 ]
 
 AUTH_FAILED = 18  # mongod's code for every failed authentication
@@ -164,16 +165,34 @@ def unreachable_error(driver: str, servers: dict[str, str], *, startup: bool) ->
     )
 
 
-def refused_error(driver: str, *, key: str, source: str, startup: bool) -> WarmupError:
-    """The server refused the credentials (code 18) while the client warmed up."""
+def refused_error(
+    driver: str, *, key: str, source: str, startup: bool, role: str | None = None
+) -> CredentialsRefusedError:
+    """The server refused the credentials (code 18) while the client warmed up.
+
+    ``role`` is the role ARN the source assumes, when it knows it (web
+    identity, role chaining): the database user must be exactly that ARN.
+    """
     what = "the AWS credentials" if startup else "the new AWS credentials"
-    return CredentialsRefusedError(
-        f"{driver}: the MongoDB server refused {what} {key} from source {source or '?'} "
-        f"(AuthenticationFailed, code 18) {_consequence(startup)}. {_REFUSED_CAUSES}",
+    of_role = f" of role {role}" if role else ""
+    error = CredentialsRefusedError(
+        f"{driver}: the MongoDB server refused {what} {key}{of_role} from source "
+        f"{source or '?'} (AuthenticationFailed, code 18) {_consequence(startup)}. "
+        f"{_REFUSED_CAUSES}",
         key=key,
         source=source,
         startup=startup,
     )
+    error.role_arn = role
+    return error
+
+
+def with_role(exc: CredentialsRefusedError, role: str | None, driver: str) -> BaseException:
+    """``exc`` again, naming ``role`` (a source's ``role_arn``); ``exc`` itself without one."""
+    if not role or exc.role_arn:
+        return exc
+    error = refused_error(driver, key=exc.key, source=exc.source, startup=exc.startup, role=role)
+    return error
 
 
 def timeout_error(

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from pool._internal.log import get_logger, key_hint
 from pool._internal.resource import AsyncResource
 from pool.cache import CredentialCache
+from pool.client_pool.diagnose import with_role
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, HealthInputs, assess
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import auth_error, retry_worthy
 from pool.client_pool.rotation import Gen, Rotator
-from pool.errors import ConfigurationError, PoolClosedError
+from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -197,7 +198,12 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     async def _open_first(self) -> None:
         if self._owns_cache:
             await self._cache.__aenter__()
-        await self._rot.rotate_to(await self._cache.get())
+        try:
+            await self._rot.rotate_to(await self._cache.get())
+        except CredentialsRefusedError as exc:  # name the role, when the source knows it
+            role = getattr(self._cache.source, "role_arn", None)
+            named = with_role(exc, role if isinstance(role, str) else None, self._rot.driver.name)
+            raise named from exc.__cause__
 
     async def aclose(self) -> None:
         """Stop rotating, let leases finish (up to ``close_timeout``), close every client.

@@ -37,7 +37,10 @@ def closed_port() -> int:
 
 
 class RoleSource(MintingSource):
-    """Mints credentials for ``role_arn`` (one the server may not map to a user)."""
+    """Mints credentials for ``role_arn`` (one the server may not map to a user).
+
+    Like the STS sources, it exposes ``role_arn``: the pool names it when refused.
+    """
 
     def __init__(self, authority: CredentialAuthority, role_arn: str) -> None:
         super().__init__(authority)
@@ -108,6 +111,8 @@ async def test_unmapped_role_at_startup_names_key_and_causes(
     exc = await start_error(mongo.uri, source, driver, **SLOW)
     assert isinstance(exc, CredentialsRefusedError) and isinstance(exc, AuthenticationError)
     assert exc.startup and exc.source == "test"
+    assert exc.role_arn == UNMAPPED and f"of role {UNMAPPED}" in str(exc)  # the source's role_arn
+    assert type(exc.__cause__).__name__ == "OperationFailure"
     key = source.minted[0].access_key_id
     assert exc.key.startswith(key[:4]) and key not in str(exc)
     text = str(exc)
