@@ -216,3 +216,16 @@ async def test_expired_credentials_and_no_connection_is_not_ready(
         ecs.faults.remove(stopped)
         await until(lambda: cp.health().ready.status == "ok")
         assert status_ready(cp) is True
+
+
+async def test_a_dead_background_task_fails_liveness(
+    driver: str, mongo: MongoStandIn, cache: CredentialCache
+) -> None:
+    """A pool whose rotation task ended while open is stuck: liveness fails, naming the task."""
+    async with make_pool(mongo, cache, driver) as cp:
+        assert cp.health().live.status == "ok"
+        (rotate_task,) = [t for t in cp._tasks if t.get_name() == "ClientPool.rotate"]
+        rotate_task.cancel()  # stands in for a bug that ends the task
+        await asyncio.wait({rotate_task})
+        live = cp.health().live
+        assert live.status == "failing" and "ClientPool.rotate" in live.reasons[0]
