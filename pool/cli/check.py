@@ -73,6 +73,8 @@ def is_loopback(host: str) -> bool:
 
 def fetch_target(source: Any) -> str:
     """Where ``source.fetch()`` goes: ``host:port``, or what it reads instead of a network."""
+    if callable(getattr(source, "subscribe", None)):  # a CredentialCache: its source
+        return fetch_target(source.source)
     base = getattr(source, "base", None)  # AssumeRoleSource: its base first
     for attr in ("url", "endpoint"):
         value = getattr(source, attr, None)
