@@ -18,7 +18,7 @@ import pytest
 from pool._internal.redact import redact
 from pool.cli.bench.stats import Recorder
 
-ENVS = ["lambda", "ecs", "ec2", "eks_irsa", "eks_pod_identity", "assume_role"]
+ENVS = ["lambda", "ecs", "ec2", "eks_irsa", "eks_pod_identity", "assume_role", "laptop"]
 P_KEYS = {"p50", "p95", "p99", "max", "n"}
 R_KEYS = {"ops", "failed", "lost", "rotations", "p99_steady_ms", "p99_rotation_ms"}
 SAMPLES = 2

@@ -70,3 +70,30 @@ def test_check_refuses_a_uri_with_credentials_without_echoing_them() -> None:
     assert done.returncode == 1
     assert "FAIL  connect" in done.stdout and "keyword options" in done.stdout
     assert "s3cr3tPassw0rd" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("profile", ["sso", "process", "chained-twice"])
+def test_check_profile_names_identity_file_and_endpoint(profile: str) -> None:
+    """--profile: passes end to end and says which profile, which file and which STS endpoint."""
+    done = check("--profile", profile)
+    assert done.returncode == (0 if profile != "chained-twice" else 1), done.stdout + done.stderr
+    assert f"profile {profile!r}" in done.stdout and ".aws/config" in done.stdout
+    assert "STS endpoint: 127.0.0.1:" in done.stdout
+    if profile == "chained-twice":  # role chained-2 is no database user: the mapping is named
+        assert "arn:aws:iam::123456789012:role/chained-2" in done.stdout
+        assert "is not a database user" in done.stdout
+
+
+def test_check_role_arn_chains_onto_the_profile() -> None:
+    """--role-arn assumes the role with the profile's credentials and reports the STS endpoint."""
+    role = "arn:aws:iam::123456789012:role/standin-app"
+    done = check("--profile", "static", "--role-arn", role)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok    sts" in done.stdout and f"role {role} assumed with profile:static" in done.stdout
+
+
+def test_check_unknown_profile_fails_without_falling_back() -> None:
+    """--profile naming no profile: the fetch fails naming the files, nothing else is tried."""
+    done = check("--profile", "nope")
+    assert done.returncode == 1
+    assert "FAIL  fetch" in done.stdout and "'nope' is not in" in done.stdout

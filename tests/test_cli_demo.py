@@ -13,11 +13,12 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_rotates_without_failures_or_lost_writes(tmp_path: Path) -> None:
-    """Two environments, credentials expiring every 6 s: rotations, 0 failed, 0 missing."""
+    """Three environments (one a laptop's SSO profile), 6 s credentials: rotations, 0 failed."""
     out = tmp_path / "demo.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pool", "demo", "--duration", "16", "--lifetime", "6",
-         "--only", "ecs", "--only", "assume_role", "--workers", "8", "--json", str(out)],
+        [sys.executable, "-m", "pool", "demo", "--duration", "24", "--lifetime", "6",
+         "--only", "ecs", "--only", "assume_role", "--only", "laptop", "--workers", "8",
+         "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -26,7 +27,7 @@ def test_demo_rotates_without_failures_or_lost_writes(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["exit_status"] == 0
     rows = {row["env"]: row for row in report["environments"]}
-    assert set(rows) == {"ecs", "assume_role"}
+    assert set(rows) == {"ecs", "assume_role", "laptop"}
     for row in rows.values():
         assert row["rotations"] >= 1 and row["ops"] > 0 and row["tested"]
         assert (row["failed"], row["missing"]) == (0, 0)

@@ -38,6 +38,16 @@ _ASSUMED = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uri", help="MongoDB URI without credentials (default: $MONGODB_URI)")
     p.add_argument("--source", choices=list(SOURCES), default="auto")
+    p.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="use this shared-config profile (~/.aws/config) and nothing else",
+    )
+    p.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="assume this role with the credentials found (role chaining)",
+    )
     p.add_argument("--driver", choices=["pymongo", "motor"], default="pymongo")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument(
@@ -80,12 +90,18 @@ def fetch_target(source: Any) -> str:
         value = getattr(source, attr, None)
         if isinstance(value, str):
             return host_port(value)
-    sts = getattr(source, "sts", None)
-    if sts is not None:
-        where = sts.endpoint_url or f"https://sts.{sts.region}.amazonaws.com"
-        own = host_port(where)
+    inner = getattr(source, "_inner", None)  # ProfileSource: what the profile resolved to
+    if inner is not None and inner is not source:
+        return fetch_target(inner)
+    from pool.cli.check_where import sts_endpoint_of
+
+    endpoint = sts_endpoint_of(source)
+    if endpoint is not None:
+        own = host_port(endpoint.url)
         return own if base is None else f"{fetch_target(base)}, then {own}"
-    return "no network (environment variables)"
+    if type(source).__name__ == "EnvironmentSource":
+        return "no network (environment variables)"
+    return type(source).__name__
 
 
 def mongo_hosts(uri: str) -> list[str]:
@@ -174,26 +190,21 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
     return "See the message above; rerun with -vv for the log."
 
 
-async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> str:
-    import aioboto3
-    from botocore.config import Config
+async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> tuple[str, str]:
+    """(caller ARN, endpoint description) from STS ``GetCallerIdentity`` signed with ``creds``."""
+    from pool.sources._http import HttpSettings
+    from pool.sources._sts import StsClient
+    from pool.sources._sts_endpoint import resolve_sts_endpoint
 
-    from pool.sources._sts import sts_location
-
-    region, endpoint = sts_location(environ)
-    session = aioboto3.Session()
-    cfg = Config(connect_timeout=limit_s, read_timeout=limit_s, retries={"max_attempts": 1})
-    async with session.client(
-        "sts",
-        region_name=region,
-        endpoint_url=endpoint,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        aws_session_token=creds.session_token,
-        config=cfg,
-    ) as sts:
-        answer = await sts.get_caller_identity()
-    return str(answer["Arn"])
+    endpoint = resolve_sts_endpoint(environ)
+    settings = HttpSettings(connect_timeout=limit_s, timeout=limit_s, attempts=1)
+    sts = StsClient(source="check", endpoint=endpoint, signed=True, settings=settings)
+    try:
+        answer = await sts.call("GetCallerIdentity", credentials=creds, secrets=())
+    finally:
+        await sts.aclose()
+    where = f"{sts.where} ({endpoint.how}, signed for {endpoint.region})"
+    return str(answer.get("Arn", "")), where
 
 
 async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float, str]:
@@ -226,9 +237,11 @@ async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[f
 def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     """Step 1: the source, chosen or detected; ``None`` after reporting a failure."""
     from pool.sources import (
+        AssumeRoleSource,
         ContainerSource,
         EnvironmentSource,
         InstanceMetadataSource,
+        ProfileSource,
         WebIdentitySource,
         from_environment,
     )
@@ -241,12 +254,20 @@ def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]
         "web-identity": WebIdentitySource,
     }
     try:
-        if args.source == "auto":
+        if args.profile:
+            source: Any = ProfileSource(args.profile, environ=environ)
+            why = f"--profile {args.profile}"
+        elif args.source == "auto":
             source = from_environment(environ)
-            why = "auto-detected in the MongoDB spec's order"
+            why = "auto-detected: environment variables, profile, then the MongoDB spec's order"
         else:
             source = explicit[args.source].from_env(environ)
             why = f"--source {args.source}"
+        if args.role_arn:
+            source = AssumeRoleSource.from_env(
+                environ, base=source, role_arn=args.role_arn, name="assume_role"
+            )
+            why += f", then --role-arn {args.role_arn}"
     except Exception as exc:  # every failure here is reported, not raised
         report.step("source", False, describe(exc), _explain_fetch(exc))
         return None
@@ -255,20 +276,31 @@ def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]
 
 
 async def _fetch(report: Report, source: Any) -> Any:
-    """Step 2: one fetch, timed; ``None`` after reporting a failure. Closes ``source``."""
+    """Step 2: one fetch, timed; ``None`` after reporting a failure. Closes ``source``.
+
+    Then where the credentials came from and, for STS sources, the endpoint used.
+    """
     from pool._internal.log import key_hint
+    from pool.cli.check_where import origin, sts_endpoint_of
     from pool.sources import aclose_source
 
-    target = fetch_target(source)
+    failure: Exception | None = None
     try:
         t0 = time.perf_counter()
         creds = await source.fetch()
         fetch_ms = (time.perf_counter() - t0) * 1000
     except Exception as exc:
-        report.step("fetch", False, f"{describe(exc)} [called {target}]", _explain_fetch(exc))
-        return None
+        failure = exc
     finally:
+        # After the fetch: a profile knows only then what it resolved to.
+        target = fetch_target(source)
+        where, endpoint = origin(source), sts_endpoint_of(source)
         await aclose_source(source)
+    if failure is not None:
+        report.step(
+            "fetch", False, f"{describe(failure)} [called {target}]", _explain_fetch(failure)
+        )
+        return None
     left = creds.remaining()
     expiry = (
         "long-term key, no expiry"
@@ -280,6 +312,9 @@ async def _fetch(report: Report, source: Any) -> Any:
         True,
         f"{fetch_ms:.1f} ms from {target}, key {key_hint(creds.access_key_id)}, {expiry}",
     )
+    report.step("from", True, where)
+    if endpoint is not None:
+        report.step("sts", True, f"{endpoint.url} ({endpoint.how}, signed for {endpoint.region})")
     return creds
 
 
@@ -292,10 +327,9 @@ async def _whoami(
     not: credentials minted by stand-ins mean nothing to AWS, and no call of
     ``check`` against the stand-ins may leave the machine.
     """
-    from pool.sources._sts import sts_location
+    from pool.sources._sts_endpoint import resolve_sts_endpoint
 
-    region, endpoint = sts_location(environ)
-    sts_host = host_port(endpoint or f"https://sts.{region}.amazonaws.com")
+    sts_host = host_port(resolve_sts_endpoint(environ).url)
     hosts = mongo_hosts(uri or "")
     if hosts and all(is_loopback(h.rsplit(":", 1)[0]) for h in hosts):
         if not is_loopback(sts_host.rsplit(":", 1)[0].strip("[]")):
@@ -308,7 +342,7 @@ async def _whoami(
             )
             return None
     try:
-        arn = await _identity(creds, environ, limit_s)
+        arn, where = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
@@ -320,15 +354,33 @@ async def _whoami(
         return None
     role = iam_role_arn(arn)
     report.step(
-        "identity", True, f"{arn} [called {sts_host}]", f"Atlas database user to map: {role}"
+        "identity",
+        True,
+        f"{arn} [called {sts_host}]",
+        f"Atlas database user to map: {role}\nSTS endpoint: {where}",
     )
     return role
+
+
+def _regions(report: Report, environ: Mapping[str, str]) -> None:
+    """The STS region checks (a mismatch fails here rather than as code 18 later)."""
+    from pool.cli.check_where import region_findings
+    from pool.sources._sts_endpoint import resolve_sts_endpoint
+
+    try:
+        endpoint = resolve_sts_endpoint(environ)
+    except Exception as exc:
+        report.step("region", False, describe(exc), "Fix the variable named above.")
+        return
+    for ok, detail, fix in region_findings(endpoint):
+        report.step("region", ok, detail, fix)
 
 
 async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str | None) -> Report:
     report = Report()
     source = _detect(report, args, environ)
     creds = None if source is None else await _fetch(report, source)
+    _regions(report, environ)
     if creds is None:
         return report
     role = await _whoami(report, creds, environ, args.timeout, uri)
@@ -372,13 +424,28 @@ async def _run(args: argparse.Namespace) -> int:
         for spec in args.fault:
             faults.add(spec)
         async with Emulator(faults=faults) as emulator:
-            env_name = SOURCES[args.source] or "ecs"
-            environ = {**emulator.env_for(env_name), "AWS_ENDPOINT_URL_STS": emulator.aws.sts_url}
             uri = uri or emulator.mongodb_uri
-            print(f"Checking {env_name} on the stand-ins → {redact(uri)} [{args.driver}]")
-            report = await _check(args, environ, uri)
+            if args.profile:
+                report = await _check_laptop(args, emulator, uri)
+            else:
+                env_name = SOURCES[args.source] or "ecs"
+                environ = {
+                    **emulator.env_for(env_name),
+                    "AWS_ENDPOINT_URL_STS": emulator.aws.sts_url,
+                }
+                print(f"Checking {env_name} on the stand-ins → {redact(uri)} [{args.driver}]")
+                report = await _check(args, environ, uri)
     print("all good" if not report.failed else "FAILED: see above", flush=True)
     return 1 if report.failed else 0
+
+
+async def _check_laptop(args: argparse.Namespace, emulator: Any, uri: str) -> Report:
+    """``--emulated --profile NAME``: a temporary home with ~/.aws for the stand-ins."""
+    from pool.standins.laptop import DeveloperHome
+
+    async with DeveloperHome(emulator.aws) as home:
+        print(f"Checking profile {args.profile} in a stand-in home → {redact(uri)} [{args.driver}]")
+        return await _check(args, home.env(), uri)
 
 
 def run(args: argparse.Namespace) -> int:

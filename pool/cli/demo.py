@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -152,7 +153,12 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
     row.state, row.started = "running", time.monotonic()
     listener = HandshakeListener()
     base_env = "ec2" if row.env == "assume_role" else row.env
-    with patched_environ(emulator.env_for(base_env)):
+    # The laptop runs the SSO profile: AWS_PROFILE, HOME and the two files. Every other
+    # environment gets empty shared files, so the user's own ~/.aws takes no part.
+    no_files = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    laptop = emulator.info["laptop"]["sso"] if row.env == "laptop" else None
+    variables = laptop or {**no_files, **emulator.env_for(base_env)}
+    with patched_environ(variables):
         source = TimedSource(_source_for(row.env, emulator))
         try:
             cp = ClientPool(

@@ -80,15 +80,17 @@ class HandshakeListener(monitoring.ConnectionPoolListener):
 
 @contextmanager
 def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Replace every ``AWS_*`` variable with ``values`` for the duration; restore after."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    for key in saved:
-        del os.environ[key]
+    """Replace every ``AWS_*`` variable (and any other key in ``values``, such as a
+    laptop's ``HOME``) with ``values`` for the duration; restore after."""
+    keys = {k for k in os.environ if k.startswith("AWS_")} | set(values)
+    saved = {k: os.environ[k] for k in keys if k in os.environ}
+    for key in keys:
+        os.environ.pop(key, None)
     os.environ.update(values)
     try:
         yield
     finally:
-        for key in [k for k in os.environ if k.startswith("AWS_")]:
+        for key in [k for k in os.environ if k.startswith("AWS_") or k in values]:
             del os.environ[key]
         os.environ.update(saved)
 

@@ -2,12 +2,13 @@
 
 A source is anything with ``name`` and ``async def fetch() -> Credentials``
 (:class:`CredentialSource`). The built-in ones are async context managers whose
-``aclose()`` releases their HTTP session or STS client.
+``aclose()`` releases their HTTP session.
 
-Importing this package loads neither boto3, botocore, aiobotocore, aioboto3
-nor aiohttp: the STS sources import them on first use, the HTTP sources
-import aiohttp on their first request (both in a worker thread, never on the
-event loop), so the Lambda path (:class:`EnvironmentSource`) stays cheap.
+Importing this package loads neither boto3, botocore nor aiohttp: every HTTP
+source (the STS ones included) imports aiohttp on its first request, the
+signed STS call imports botocore's signer on its first use (both in a worker
+thread, never on the event loop), so the Lambda path
+(:class:`EnvironmentSource`) stays cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pool.sources.container import ContainerSource
 from pool.sources.detect import from_environment
 from pool.sources.environment import EnvironmentSource
 from pool.sources.instance_metadata import InstanceMetadataSource
+from pool.sources.profile import ProfileSource
 from pool.sources.static import StaticSource
 from pool.sources.web_identity import WebIdentitySource
 
@@ -27,6 +29,7 @@ __all__ = [
     "CredentialSource",
     "EnvironmentSource",
     "InstanceMetadataSource",
+    "ProfileSource",
     "SourceBase",
     "StaticSource",
     "WebIdentitySource",

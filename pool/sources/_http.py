@@ -42,6 +42,7 @@ __all__ = [
     "StatusHints",
     "describe_url",
     "load_aiohttp",
+    "proxy_for",
     "status_error",
     "with_retries",
 ]
@@ -49,7 +50,9 @@ __all__ = [
 _log = get_logger("pool.sources")
 T = TypeVar("T")
 # Header values that are credentials: never quoted, even from a third party's error text.
-_SECRET_HEADERS = frozenset({"authorization", "x-aws-ec2-metadata-token"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-aws-ec2-metadata-token", "x-amz-security-token", "x-amz-sso_bearer_token"}
+)
 _aiohttp: ModuleType | None = None
 
 
@@ -119,6 +122,33 @@ def describe_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return f"{host}{port}{parts.path or '/'}"
+
+
+def proxy_for(url: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy the AWS SDKs would use for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY``,
+    ``NO_PROXY``), for the endpoints that honour them (STS, the SSO portal).
+
+    Loopback hosts are never proxied, whatever ``NO_PROXY`` says: the stand-ins
+    and local agents must not be sent through a proxy.
+    """
+    import ipaddress
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name
+    env = {k.lower(): v for k, v in environ.items() if k.lower().endswith("_proxy") and v}
+    proxy = env.get(f"{parts.scheme}_proxy")
+    if not proxy:
+        return None
+    for entry in env.get("no_proxy", "").replace(" ", "").split(","):
+        name = entry.lstrip(".").split(":")[0].lower()
+        if entry == "*" or (name and (host == name or host.endswith("." + name))):
+            return None
+    return proxy
 
 
 def status_is_retryable(status: int) -> bool:
@@ -216,13 +246,24 @@ class HttpClient:
         self.connections_opened += 1
 
     async def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], what: str
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        what: str,
+        data: bytes | None = None,
+        secrets: tuple[str, ...] = (),
+        proxy: str | None = None,
     ) -> HttpResponse:
-        """Send one request (no retry) and read its body.
+        """Send one request (no retry), with ``data`` as its body, and read the answer.
 
         Timeouts and connection failures become retryable
         :class:`CredentialFetchError`; an oversized body a non-retryable one.
-        ``what`` names the step for messages (e.g. ``"token PUT"``).
+        ``what`` names the step for messages (e.g. ``"token PUT"``); ``secrets``
+        (e.g. a token in ``data``) are never quoted from a transport error.
+        ``proxy``: an explicit proxy URL (the session itself ignores the
+        environment's proxy variables: link-local endpoints must not use them).
         Raises :class:`pool.PoolClosedError` after :meth:`aclose`.
         """
         session = await self._get_session()
@@ -233,18 +274,24 @@ class HttpClient:
         self.requests_sent += 1
         try:
             async with session.request(
-                method, url, headers=dict(headers), allow_redirects=False, timeout=timeout
+                method,
+                url,
+                headers=dict(headers),
+                data=data,
+                allow_redirects=False,
+                timeout=timeout,
+                proxy=proxy,
             ) as resp:
                 body = await _read_capped(resp.content, s.max_body + 1)
                 status, resp_headers = resp.status, dict(resp.headers)
         except (TimeoutError, aio.ClientError, ValueError) as exc:
             # ValueError: yarl refusing the URL (e.g. a host IDNA cannot encode).
             parts = urlsplit(url)
-            secrets: list[str | None] = [
+            hidden: list[str | None] = [
                 v for k, v in headers.items() if k.lower() in _SECRET_HEADERS
             ]
-            secrets += [parts.query, parts.password]
-            raise self._transport_error(exc, what, where, secrets) from exc
+            hidden += [parts.query, parts.password, *secrets]
+            raise self._transport_error(exc, what, where, hidden) from exc
         if len(body) > s.max_body:
             raise CredentialFetchError(
                 f"{self.source}: {what} to {where} returned a body larger than "

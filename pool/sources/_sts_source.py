@@ -16,6 +16,7 @@ from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import HttpSettings, with_retries
 from pool.sources._sts import StsClient
+from pool.sources._sts_endpoint import StsEndpoint, resolve_sts_endpoint
 from pool.sources.base import SourceBase, ensure_not_expired, parse_expiration
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "check_role_arn",
     "check_session_name",
     "credentials_from_sts",
+    "endpoint_options",
+    "make_endpoint",
 ]
 
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
@@ -95,6 +98,29 @@ def credentials_from_sts(response: Mapping[str, Any], *, source: str, where: str
     return ensure_not_expired(creds, endpoint=f"STS at {where}")
 
 
+def make_endpoint(
+    region: str, endpoint_url: str | None, endpoint: StsEndpoint | None
+) -> StsEndpoint:
+    """``endpoint`` if given; else ``endpoint_url`` signed for ``region``; else the
+    SDKs' regional endpoint for ``region``."""
+    if endpoint is not None:
+        return endpoint
+    if endpoint_url:
+        return StsEndpoint(
+            endpoint_url.rstrip("/"), region, "endpoint_url", configured=endpoint_url
+        )
+    return resolve_sts_endpoint({"AWS_REGION": region})
+
+
+def endpoint_options(environ: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``from_env`` keywords for where STS is: the resolved endpoint, unless the caller
+    passed ``region``/``endpoint_url``/``endpoint`` (those win)."""
+    if {"region", "endpoint_url", "endpoint"} & set(options):
+        return {}
+    endpoint = resolve_sts_endpoint(environ)
+    return {"region": endpoint.region, "endpoint": endpoint}
+
+
 class StsSourceBase(SourceBase):
     """What the STS sources share: session name, settings, one client, retries, closing.
 
@@ -112,8 +138,7 @@ class StsSourceBase(SourceBase):
         role_var: str,
         duration_seconds: int | None,
         session_name: str | None,
-        region: str,
-        endpoint_url: str | None,
+        endpoint: StsEndpoint,
         signed: bool,
         connect_timeout: float,
         timeout: float,
@@ -132,8 +157,7 @@ class StsSourceBase(SourceBase):
         )
         self.sts = StsClient(
             source=self.name,
-            region=region,
-            endpoint_url=endpoint_url,
+            endpoint=endpoint,
             signed=signed,
             settings=self._settings,
         )

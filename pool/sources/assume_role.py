@@ -18,8 +18,13 @@ from typing import Any
 from pool._internal.redact import redact
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
-from pool.sources._sts import sts_location
-from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources._sts_endpoint import StsEndpoint
+from pool.sources._sts_source import (
+    StsSourceBase,
+    credentials_from_sts,
+    endpoint_options,
+    make_endpoint,
+)
 from pool.sources.base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
@@ -34,8 +39,8 @@ class AssumeRoleSource(StsSourceBase):
     through ``get()``). ``owns_base`` (default True) closes ``base`` in
     ``aclose()``; pass False for a base shared with something else.
 
-    One aioboto3 STS client is built on the first fetch, in a worker thread,
-    and reused; the signing credentials are passed per call. Role chaining
+    One HTTP session is opened on the first fetch and reused; each call is
+    SigV4-signed with the base's current credentials. Role chaining
     caps ``duration_seconds`` at 3600 on AWS's side.
     """
 
@@ -49,6 +54,7 @@ class AssumeRoleSource(StsSourceBase):
         duration_seconds: int | None = None,
         region: str = "us-east-1",
         endpoint_url: str | None = None,
+        endpoint: StsEndpoint | None = None,
         owns_base: bool = True,
         name: str = "assume_role",
         connect_timeout: float = 1.0,
@@ -70,8 +76,7 @@ class AssumeRoleSource(StsSourceBase):
             role_var="role_arn",
             duration_seconds=duration_seconds,
             session_name=session_name,
-            region=region,
-            endpoint_url=endpoint_url,
+            endpoint=make_endpoint(region, endpoint_url, endpoint),
             signed=True,
             connect_timeout=connect_timeout,
             timeout=timeout,
@@ -97,8 +102,7 @@ class AssumeRoleSource(StsSourceBase):
         from pool.sources.detect import from_environment
 
         env = os.environ if environ is None else environ
-        region, endpoint_url = sts_location(env)
-        kwargs: dict[str, Any] = {"region": region, "endpoint_url": endpoint_url}
+        kwargs: dict[str, Any] = endpoint_options(env, options)
         kwargs.update(options)
         return cls(base if base is not None else from_environment(env), role_arn=role_arn, **kwargs)
 

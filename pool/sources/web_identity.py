@@ -14,8 +14,13 @@ from typing import Any
 
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError
-from pool.sources._sts import sts_location
-from pool.sources._sts_source import StsSourceBase, credentials_from_sts
+from pool.sources._sts_endpoint import StsEndpoint
+from pool.sources._sts_source import (
+    StsSourceBase,
+    credentials_from_sts,
+    endpoint_options,
+    make_endpoint,
+)
 from pool.sources.base import read_token_file
 
 __all__ = ["WebIdentitySource"]
@@ -32,11 +37,13 @@ _TOKEN_HINT = (
 class WebIdentitySource(StsSourceBase):
     """Exchanges a web identity token file for role credentials through STS.
 
-    One aioboto3 STS client is built on the first fetch, in a worker thread,
-    and reused until ``aclose()``. ``session_name`` defaults to
+    One HTTP session is opened on the first fetch and reused until
+    ``aclose()``; the call is unsigned. ``session_name`` defaults to
     ``mongodb-aws-pool-<unix time>`` (generated once). ``duration_seconds``
     (900..43200) is sent only when given; STS then defaults to 3600 s.
-    ``endpoint_url`` overrides the regional endpoint (``AWS_ENDPOINT_URL_STS``).
+    STS is the SDKs' regional endpoint for ``region``; ``endpoint_url`` overrides
+    it (``AWS_ENDPOINT_URL_STS``), a resolved ``endpoint`` (``from_env`` passes
+    one: FIPS, dual-stack, legacy global) overrides both.
     Retryable failures are retried ``attempts`` times in total per fetch.
     ``name`` defaults to ``"eks_irsa"`` on Kubernetes and ``"web_identity"`` elsewhere.
     """
@@ -50,6 +57,7 @@ class WebIdentitySource(StsSourceBase):
         duration_seconds: int | None = None,
         region: str = "us-east-1",
         endpoint_url: str | None = None,
+        endpoint: StsEndpoint | None = None,
         name: str | None = None,
         connect_timeout: float = 1.0,
         timeout: float = 5.0,
@@ -66,8 +74,7 @@ class WebIdentitySource(StsSourceBase):
             role_var=ROLE_ARN,
             duration_seconds=duration_seconds,
             session_name=session_name,
-            region=region,
-            endpoint_url=endpoint_url,
+            endpoint=make_endpoint(region, endpoint_url, endpoint),
             signed=False,
             connect_timeout=connect_timeout,
             timeout=timeout,
@@ -96,14 +103,12 @@ class WebIdentitySource(StsSourceBase):
                 f"web identity: {TOKEN_FILE} is set but {ROLE_ARN} is not; set the role to "
                 "assume (EKS IRSA: annotate the service account with eks.amazonaws.com/role-arn)"
             )
-        region, endpoint_url = sts_location(env)
         kwargs: dict[str, Any] = {
             "role_arn": role_arn,
             "token_file": token_file,
             "session_name": env.get(SESSION_NAME) or None,
-            "region": region,
-            "endpoint_url": endpoint_url,
             "name": "eks_irsa" if env.get("KUBERNETES_SERVICE_HOST") else None,
+            **endpoint_options(env, options),
         }
         kwargs.update(options)
         return cls(**kwargs)

@@ -1,6 +1,7 @@
 """Every AWS credential endpoint at once, behind one authority: the group the CLI and tests use.
 
-:class:`AwsStandIns` starts, on loopback: STS, IMDSv2, an ECS container
+:class:`AwsStandIns` starts, on loopback: STS, the IAM Identity Center (SSO)
+portal, IMDSv2, an ECS container
 endpoint (with an ``Authorization`` token, as ``AWS_CONTAINER_AUTHORIZATION_TOKEN``
 supplies) and an EKS Pod Identity endpoint (with a token file, as
 ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` supplies). It writes the Pod
@@ -30,6 +31,7 @@ from pool.standins.authority import CredentialAuthority, RoleVendor, aws_time
 from pool.standins.container import ContainerStandIn
 from pool.standins.faults import FaultInjector
 from pool.standins.imds import ImdsStandIn
+from pool.standins.sso import SsoStandIn
 from pool.standins.sts import StsStandIn
 
 __all__ = ["ENVIRONMENTS", "AwsStandIns"]
@@ -83,6 +85,7 @@ class AwsStandIns(AsyncResource):
             )
 
         self.sts = StsStandIn(authority, faults=self.faults)
+        self.sso = SsoStandIn(authority, lifetime=self.lifetime, faults=self.faults)
         self.imds = ImdsStandIn(
             authority, vendor=vendor("i-standin"), faults=self.faults, imdsv1=imdsv1
         )
@@ -109,8 +112,10 @@ class AwsStandIns(AsyncResource):
         urls = {s.endpoint: s._url for s in self._servers()}
         return f"<AwsStandIns {urls} role_arn={self.role_arn!r}>"
 
-    def _servers(self) -> tuple[StsStandIn, ImdsStandIn, ContainerStandIn, ContainerStandIn]:
-        return (self.sts, self.imds, self.ecs, self.pod_identity)
+    def _servers(
+        self,
+    ) -> tuple[StsStandIn, ImdsStandIn, ContainerStandIn, ContainerStandIn, SsoStandIn]:
+        return (self.sts, self.imds, self.ecs, self.pod_identity, self.sso)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -181,6 +186,11 @@ class AwsStandIns(AsyncResource):
         return self.sts.url
 
     @property
+    def sso_url(self) -> str:
+        """The IAM Identity Center portal (``AWS_ENDPOINT_URL_SSO``)."""
+        return self.sso.url
+
+    @property
     def imds_url(self) -> str:
         return self.imds.url
 
@@ -247,6 +257,7 @@ class AwsStandIns(AsyncResource):
         """The AWS part of ``python -m pool emulate --json`` (no ``mongodb_uri``)."""
         return {
             "sts_endpoint": self.sts_url,
+            "sso_endpoint": self.sso_url,
             "imds_endpoint": self.imds_url,
             "ecs_full_uri": self.ecs_full_uri,
             "ecs_auth_token": self.ecs_auth_token,

@@ -17,9 +17,13 @@ from pool._internal.resource import AsyncResource
 from pool.standins.authority import CredentialAuthority, aws_time
 from pool.standins.aws import ENVIRONMENTS, AwsStandIns
 from pool.standins.faults import FaultInjector
+from pool.standins.laptop import DeveloperHome
 from pool.standins.mongo.server import MongoStandIn
 
-__all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "Emulator"]
+__all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "LAPTOP_PROFILES", "Emulator"]
+
+#: The profiles of the stand-in developer home that ``summary()["laptop"]`` exports.
+LAPTOP_PROFILES = ("sso", "process", "static", "chained")
 
 #: A second role, mapped to database user ``chained``, for role-chaining
 #: (AssumeRole on top of another source) demos and tests.
@@ -70,6 +74,9 @@ class Emulator(AsyncResource):
             faults=self.faults,
             command_delay=command_delay,
         )
+        # A developer's home (~/.aws with SSO, credential_process, keys, role chains)
+        # in a temporary directory, written at start().
+        self.home = DeveloperHome(self.aws)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -79,6 +86,7 @@ class Emulator(AsyncResource):
         """Start the AWS endpoints and the MongoDB server on ``host``."""
         try:
             await self.aws.start(host)
+            await self.home.__aenter__()
             await self.mongo.start(host, mongo_port)
         except BaseException:
             await self.aclose()
@@ -90,6 +98,7 @@ class Emulator(AsyncResource):
             return
         self._closed = True
         await self.mongo.aclose()
+        await self.home.__aexit__(None, None, None)
         await self.aws.aclose()
 
     @property
@@ -128,4 +137,6 @@ class Emulator(AsyncResource):
             "lambda_env": envs["lambda"],
             "chained_role_arn": CHAINED_ROLE_ARN,
             "environments": envs,
+            # A developer laptop: AWS_PROFILE plus HOME and the two files, per profile.
+            "laptop": {name: self.home.env(name) for name in LAPTOP_PROFILES},
         }

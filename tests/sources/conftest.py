@@ -23,6 +23,7 @@ from aiohttp import web
 from pool.standins.authority import CredentialAuthority
 from pool.standins.aws import AwsStandIns
 from pool.standins.faults import FaultInjector
+from pool.standins.laptop import DeveloperHome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,6 +78,13 @@ async def aws(faults: FaultInjector) -> AsyncIterator[AwsStandIns]:
     """The AWS stand-ins on the test's loop (credentials live one hour)."""
     async with AwsStandIns(faults=faults) as group:
         yield group
+
+
+@pytest.fixture
+async def home(aws: AwsStandIns) -> AsyncIterator[DeveloperHome]:
+    """A temporary HOME with ~/.aws (config, credentials, SSO cache) for the stand-ins."""
+    async with DeveloperHome(aws) as laptop:
+        yield laptop
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
-"""aclose() during a fetch: no HTTP session or STS client is built after it, none leaks."""
+"""aclose() during a fetch: no HTTP session is created after it, none leaks."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from pool import PoolClosedError
 from pool.sources import ContainerSource, WebIdentitySource, _http
 from pool.sources._http import HttpClient, HttpSettings
 from pool.sources._sts import StsClient
+from pool.sources._sts_endpoint import resolve_sts_endpoint
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 
@@ -52,34 +52,18 @@ async def test_closed_http_client_refuses_requests() -> None:
     assert client.session is None
 
 
-class _RecordingContext:
-    """Wraps the client's async context manager to record that it was exited."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.exited = False
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.exited = True
-        await self.inner.__aexit__(*exc)
-
-
-async def test_sts_client_built_during_aclose_is_closed_not_kept(
+async def test_sts_session_not_created_when_aclose_runs_during_first_fetch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A client whose build was under way when aclose() ran is closed, and the fetch fails."""
-    started, release = anyio.Event(), threading.Event()
-    built: list[_RecordingContext] = []
-    original = StsClient._build
+    """An STS fetch under way when aclose() runs creates no session, and the fetch fails."""
+    gate = anyio.Event()
+    real = _http.load_aiohttp
 
-    def gated(self: StsClient) -> Any:
-        anyio.from_thread.run_sync(started.set)
-        release.wait()
-        context, client = original(self)
-        built.append(_RecordingContext(context))
-        return built[-1], client
+    async def gated() -> Any:
+        await gate.wait()
+        return await real()
 
-    monkeypatch.setattr(StsClient, "_build", gated)
+    monkeypatch.setattr(_http, "load_aiohttp", gated)
     token = tmp_path / "token"
     token.write_text("header.payload.signature")
     source = WebIdentitySource(
@@ -90,27 +74,23 @@ async def test_sts_client_built_during_aclose_is_closed_not_kept(
         with pytest.raises(PoolClosedError):
             await source.fetch()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch)
-            await started.wait()
-            tg.start_soon(source.aclose)
-            await anyio.wait_all_tasks_blocked()  # aclose() waits for the build
-            release.set()
-    finally:
-        release.set()
-    assert len(built) == 1 and built[0].exited
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch)
+        await anyio.wait_all_tasks_blocked()
+        await source.aclose()
+        gate.set()
     assert source.sts.client is None and source.sts.clients_created == 0
 
 
-async def test_closed_sts_client_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """StsClient.call after aclose() raises PoolClosedError without building a client."""
-    builds: list[object] = []
-    monkeypatch.setattr(StsClient, "_build", lambda self: builds.append(self))
+async def test_closed_sts_client_sends_nothing() -> None:
+    """StsClient.call after aclose() raises PoolClosedError without opening a session."""
     sts = StsClient(
-        source="test", region="us-east-1", endpoint_url=None, signed=False, settings=HttpSettings()
+        source="test",
+        endpoint=resolve_sts_endpoint({}),
+        signed=False,
+        settings=HttpSettings(),
     )
     await sts.aclose()
     with pytest.raises(PoolClosedError):
         await sts.call("AssumeRoleWithWebIdentity", credentials=None, secrets=())
-    assert builds == [] and sts.client is None
+    assert sts.client is None and sts.clients_created == 0

@@ -52,15 +52,16 @@ def test_spec_order(env: dict[str, str], expected: type) -> None:
     ],
 )
 def test_nothing_found_lists_what_was_checked(env: dict[str, str], last: str) -> None:
-    """With no source configured the error lists all four checks, in order."""
+    """With no source configured the error lists all five checks, in order."""
     with pytest.raises(NoCredentialsFoundError) as info:
         from_environment(env, include_ec2="AWS_EC2_METADATA_DISABLED" in env)
     checked = info.value.checked
-    assert len(checked) == 4
+    assert len(checked) == 5
     assert "AWS_ACCESS_KEY_ID" in checked[0]
-    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in checked[1]
-    assert "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" in checked[2]
-    assert last in checked[3]
+    assert "AWS_PROFILE" in checked[1]
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in checked[2]
+    assert "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" in checked[3]
+    assert last in checked[4]
     assert all(line in str(info.value) for line in checked)
 
 
@@ -114,7 +115,10 @@ async def test_laptop_fetch_says_no_aws_environment_was_found(
 
     # The default metadata address, moved to a closed loopback port (never 169.254.169.254).
     monkeypatch.setattr(imds, "IPV4_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    async with from_environment({}) as source:
+    import os
+
+    no_files = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    async with from_environment(no_files) as source:
         assert isinstance(source, InstanceMetadataSource)  # the spec's order is kept
         with pytest.raises(NoCredentialsFoundError) as info:
             await source.fetch()
@@ -131,7 +135,7 @@ async def test_laptop_fetch_says_no_aws_environment_was_found(
         "did not answer",
     ):
         assert checked in text
-    assert len(exc.checked) == 4
+    assert len(exc.checked) == 5  # env, profile, web identity, container, IMDS
 
 
 async def test_explicit_imds_source_keeps_its_own_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,7 +97,7 @@ def test_aiohttp_is_first_imported_off_the_event_loop_thread() -> None:
 async def test_sts_https_tls_context_is_built_off_the_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """For an https STS endpoint the CA bundle is loaded in the worker thread, not on the loop."""
+    """An https STS endpoint loads no CA bundle on the loop (aiohttp's default context)."""
     loads: list[bool] = []  # True: on the event loop's thread
     original = ssl.SSLContext.load_verify_locations
 
@@ -109,7 +109,9 @@ async def test_sts_https_tls_context_is_built_off_the_loop(
     token = tmp_path / "token"
     token.write_text("header.payload.signature")
     # Port 1 refuses the connection: the request gets as far as creating the
-    # connector (where aiobotocore would load the CA bundle) and then fails.
+    # connector (where aiobotocore would load the CA bundle) and then fails. aiohttp
+    # builds its default SSL context once, at import, which load_aiohttp() runs in a
+    # worker thread (test_aiohttp_is_first_imported_off_the_event_loop_thread).
     source = WebIdentitySource(
         role_arn="arn:aws:iam::123456789012:role/app",
         token_file=token,
@@ -121,4 +123,4 @@ async def test_sts_https_tls_context_is_built_off_the_loop(
         with pytest.raises(CredentialFetchError) as info:
             await source.fetch()
     assert info.value.code == "ConnectionError" and info.value.retryable
-    assert loads and not any(loads), f"CA loads on the loop thread: {loads}"
+    assert not any(loads), f"CA loads on the loop thread: {loads}"

@@ -10,8 +10,7 @@ import anyio
 import pytest
 
 from pool import ConfigurationError, CredentialFetchError
-from pool.sources import WebIdentitySource
-from pool.sources._sts import StsClient
+from pool.sources import WebIdentitySource, _http
 from pool.standins.aws import AwsStandIns
 from pool.standins.faults import FaultInjector
 
@@ -40,26 +39,28 @@ async def test_name_is_eks_irsa_on_kubernetes(aws: AwsStandIns) -> None:
     assert source.name == "eks_irsa"
 
 
-async def test_one_client_built_off_the_loop_and_reused(
+async def test_one_session_reused_and_no_import_on_the_loop(
     aws: AwsStandIns, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The STS client is built once, in a worker thread, and reused by later fetches."""
+    """One HTTP session serves every fetch, concurrent first ones too; aiohttp loads off-loop."""
     threads: list[threading.Thread] = []
-    original = StsClient._build
+    original = _http._import_aiohttp
 
-    def spy(self: StsClient) -> Any:
+    def spy() -> Any:
         threads.append(threading.current_thread())
-        return original(self)
+        return original()
 
-    monkeypatch.setattr(StsClient, "_build", spy)
+    monkeypatch.setattr(_http, "_aiohttp", None)
+    monkeypatch.setattr(_http, "_import_aiohttp", spy)
     async with WebIdentitySource.from_env(_env(aws)) as source:
         async with anyio.create_task_group() as tg:
-            for _ in range(3):  # concurrent first fetches still build one client
+            for _ in range(3):  # concurrent first fetches still open one session
                 tg.start_soon(source.fetch)
         client = source.sts.client
         await source.fetch()
         assert source.sts.client is client and source.sts.clients_created == 1
-    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+        assert source.sts.connections_opened <= 3  # keep-alive: no new connection per fetch
+    assert threads and all(t is not threading.main_thread() for t in threads)
     assert source.sts.client is None
     assert aws.sts.requests["AssumeRoleWithWebIdentity"] == 4
 

@@ -156,7 +156,9 @@ async def measure(
     if stand_ins is None:
         async with emulator(settings) as summary:
             return await measure(driver, mode, settings, summary)
-    env = {**os.environ, **stand_ins["environments"]["eks_irsa"]}
+    # Empty shared files: a developer's own ~/.aws must not take part.
+    no_files = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    env = {**os.environ, **no_files, **stand_ins["environments"]["eks_irsa"]}
     uri = stand_ins["mongodb_uri"]
     rec = RunLog(settings)
     source = from_environment(env)

@@ -28,6 +28,9 @@ ENVIRONMENTS: dict[str, str] = {
     "eks_irsa": "EKS IRSA (web identity)",
     "eks_pod_identity": "EKS Pod Identity",
     "assume_role": "Role chaining (EC2 + AssumeRole)",
+    # AWS_PROFILE on a developer's machine. The bench uses the credential_process
+    # profile (botocore and PyMongo's lookup can run it too); the demo the SSO one.
+    "laptop": "Developer laptop (AWS_PROFILE)",
 }
 
 #: The aiobotocore provider a default ``AioSession`` picks in each environment.
@@ -37,6 +40,7 @@ _AIOBOTOCORE_PROVIDER = {
     "ec2": "iam-role",
     "eks_irsa": "assume-role-with-web-identity",
     "assume_role": "assume-role",
+    "laptop": "custom-process",
 }
 
 
@@ -131,6 +135,8 @@ class BenchSetup:
             "AWS_CONFIG_FILE": str(self._path("no-config")),
             "AWS_SHARED_CREDENTIALS_FILE": str(self._path("no-credentials")),
         }
+        if env == "laptop":
+            return {**hermetic, **self._info["laptop"]["process"]}
         if env != "assume_role":
             return {**hermetic, **self._info["environments"][env]}
         region = str(self._info["region"])

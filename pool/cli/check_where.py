@@ -1,0 +1,85 @@
+"""What ``check`` says about where credentials came from and which STS endpoint was used.
+
+Kept apart from :mod:`pool.cli.check` (the steps) because it knows each
+source's attributes: where a source's credentials come from (file, profile,
+URL, role), which STS endpoint it calls, and the region checks that catch a
+mismatch before the MongoDB server answers code 18.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pool.sources._http import describe_url
+from pool.sources._sts_endpoint import StsEndpoint, region_of_host
+
+__all__ = ["origin", "region_findings", "sts_endpoint_of"]
+
+
+def origin(source: Any) -> str:
+    """Where ``source`` gets its credentials, for a human: never a secret."""
+    from pool.sources import (
+        AssumeRoleSource,
+        ContainerSource,
+        EnvironmentSource,
+        InstanceMetadataSource,
+        ProfileSource,
+        WebIdentitySource,
+    )
+
+    if isinstance(source, ProfileSource):
+        return source.describe()
+    if isinstance(source, AssumeRoleSource):
+        return f"role {source.role_arn} assumed with {source.base.name} ({origin(source.base)})"
+    if isinstance(source, WebIdentitySource):
+        return f"role {source.role_arn} for the token in {source.token_file}"
+    if isinstance(source, EnvironmentSource):
+        return "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN"
+    if isinstance(source, ContainerSource):
+        return f"the container endpoint {describe_url(source.url)}"
+    if isinstance(source, InstanceMetadataSource):
+        return f"instance metadata at {describe_url(source.endpoint)}"
+    return type(source).__name__
+
+
+def sts_endpoint_of(source: Any) -> StsEndpoint | None:
+    """The STS endpoint ``source`` (or the source a profile resolved to) calls, if any."""
+    inner = getattr(source, "_inner", None)
+    if inner is not None and inner is not source:
+        return sts_endpoint_of(inner)
+    sts = getattr(source, "sts", None)
+    endpoint = getattr(sts, "endpoint", None)
+    return endpoint if isinstance(endpoint, StsEndpoint) else None
+
+
+def region_findings(endpoint: StsEndpoint) -> list[tuple[bool | None, str, str]]:
+    """(ok, detail, fix) rows about ``endpoint``'s region; empty when nothing is wrong.
+
+    * An override URL whose host names another region than the signing one:
+      STS refuses the signature (``SignatureDoesNotMatch``), so ``AssumeRole``
+      and ``GetCallerIdentity`` fail.
+    * The global endpoint (``AWS_STS_REGIONAL_ENDPOINTS=legacy``): its session
+      tokens are valid only in regions enabled by default, so a cluster whose
+      STS region is opt-in refuses them with code 18.
+    """
+    rows: list[tuple[bool | None, str, str]] = []
+    named = region_of_host(endpoint.host)
+    if endpoint.configured and named and named != endpoint.region:
+        rows.append(
+            (
+                False,
+                f"{endpoint.how} is in {named} but requests are signed for {endpoint.region}",
+                f"STS answers SignatureDoesNotMatch. Set AWS_REGION={named}, or point\n"
+                f"AWS_ENDPOINT_URL_STS at sts.{endpoint.region}.amazonaws.com.",
+            )
+        )
+    if endpoint.url == "https://sts.amazonaws.com":
+        rows.append(
+            (
+                None,
+                "the global STS endpoint (AWS_STS_REGIONAL_ENDPOINTS=legacy)",
+                "Its session tokens are refused in opt-in regions (code 18 from the server);\n"
+                "prefer the regional endpoint: unset AWS_STS_REGIONAL_ENDPOINTS.",
+            )
+        )
+    return rows
