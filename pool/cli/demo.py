@@ -267,7 +267,7 @@ async def _demo(args: argparse.Namespace) -> int:
         f"Stand-ins on loopback; credentials live {args.lifetime:g} s; {args.workers} workers; "
         f"driver {args.driver}; {per_env:.0f} s per environment."
     )
-    if per_env < 2 * args.lifetime and any(env not in NO_ROTATION for env in envs):
+    if per_env < args.lifetime and any(env not in NO_ROTATION for env in envs):
         console.print(
             f"[yellow]{per_env:.1f} s per environment is likely too short for {args.lifetime:g} s "
             f"credentials to rotate; give it {2 * args.lifetime:g} s or more "
