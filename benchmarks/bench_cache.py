@@ -51,13 +51,22 @@ from pool.cli.bench.hot_path import (
 
 
 class ShiftedClock:
-    """The monotonic clock plus an offset: jump ahead as a thawed Lambda sandbox would."""
+    """The system clock plus an offset: jump ahead as a thawed Lambda sandbox would.
+
+    A ``pool._internal.clock.Clock``: the cache reads its deadlines and sleeps on it.
+    """
 
     def __init__(self) -> None:
         self.offset = 0.0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 # -- 1. reading valid credentials --------------------------------------------

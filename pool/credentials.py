@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from pool._internal.clock import SYSTEM_CLOCK
 from pool._internal.log import key_hint
 from pool.errors import ConfigurationError
 
@@ -21,7 +21,10 @@ class Credentials:
     At construction the remaining lifetime is read once against the wall clock
     (:attr:`ttl_at_fetch`) and pinned to the monotonic clock, so later
     wall-clock jumps (NTP steps, a frozen Lambda sandbox) do not change the
-    answer of :meth:`remaining`.
+    answer of :meth:`remaining`. Both readings come from
+    :data:`pool._internal.clock.SYSTEM_CLOCK`: a set is built by a source, which
+    knows no other clock; a cache on another clock (a test's fake) converts
+    :meth:`remaining` onto its own clock the moment it accepts the set.
 
     ``repr`` and ``str`` never show the secret key or the session token.
     Two credentials are equal when key id, secret and token are equal: the
@@ -52,8 +55,8 @@ class Credentials:
                     "Credentials.expiration must be an aware datetime (UTC) or None; "
                     "got a naive datetime or another type"
                 )
-            ttl: float | None = (exp - datetime.now(UTC)).total_seconds()
-            deadline: float | None = time.monotonic() + ttl  # type: ignore[operator]
+            ttl: float | None = exp.timestamp() - SYSTEM_CLOCK.time()
+            deadline: float | None = SYSTEM_CLOCK.monotonic() + ttl  # type: ignore[operator]
         else:
             ttl = None
             deadline = None
@@ -63,11 +66,12 @@ class Credentials:
     def remaining(self, now: float | None = None) -> float | None:
         """Seconds until expiry (negative once expired), or ``None`` for long-term keys.
 
-        ``now`` is a :func:`time.monotonic` reading; by default, the current one.
+        ``now`` is a ``SYSTEM_CLOCK.monotonic()`` (:func:`time.monotonic`)
+        reading; by default, the current one.
         """
         if self.monotonic_deadline is None:
             return None
-        return self.monotonic_deadline - (time.monotonic() if now is None else now)
+        return self.monotonic_deadline - (SYSTEM_CLOCK.monotonic() if now is None else now)
 
     def expired(self, now: float | None = None, *, margin: float = 0.0) -> bool:
         """Whether the credentials expire within ``margin`` seconds of ``now``."""
@@ -105,6 +109,9 @@ class Credentials:
             "username": self.access_key_id,
             "password": self.secret_access_key,
             "authMechanism": "MONGODB-AWS",
+            # The only source MONGODB-AWS allows. Atlas's mongodb+srv TXT record
+            # says authSource=admin, which PyMongo would otherwise apply, then refuse.
+            "authSource": "$external",
         }
         if self.session_token is not None:
             opts["authMechanismProperties"] = {"AWS_SESSION_TOKEN": self.session_token}

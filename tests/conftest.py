@@ -2,15 +2,19 @@
 
 asyncio runs in debug mode so that never-awaited coroutines and slow
 callbacks are reported; anyio's plugin (``anyio_mode = "auto"``) runs every
-``async def`` test on asyncio.
+``async def`` test on asyncio, on a :class:`tests.fakes.SettlingLoop` (a plain
+selector loop that counts scheduled callbacks, so ``tests.fakes.settle()``
+needs no private attribute).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.fakes import SettlingLoop
+
 
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, object]]:
-    """Every async test runs on asyncio, in debug mode."""
-    return ("asyncio", {"debug": True})
+    """Every async test runs on asyncio, in debug mode, on a loop ``settle()`` can read."""
+    return ("asyncio", {"debug": True, "loop_factory": SettlingLoop})

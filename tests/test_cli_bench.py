@@ -72,9 +72,18 @@ def test_json_has_exactly_the_documented_shape(run: Run) -> None:
     data = run.data
     assert set(data) == {"meta", "environments", "rotation", "cache_get_ns"}
     meta = data["meta"]
-    assert set(meta) == {"python", "pymongo", "motor", "aiobotocore", "profile", "quick"}
+    assert set(meta) == {
+        "python",
+        "pymongo",
+        "motor",
+        "aiobotocore",
+        "profile",
+        "quick",
+        "topology",
+    }
     assert all(isinstance(meta[k], str) for k in ("python", "pymongo", "motor", "aiobotocore"))
     assert meta["profile"] == "loopback" and meta["quick"] is False
+    assert meta["topology"] == "standalone"
     assert list(data["environments"]) == ENVS
     for env, series in data["environments"].items():
         assert set(series) == {"fetch_ms", "handshake_ms", "loop_stall_ms"}, env

@@ -72,6 +72,7 @@ def test_client_options_are_keywords() -> None:
         "username": "ASIAEXAMPLE1234WXYZ",
         "password": SECRET,
         "authMechanism": "MONGODB-AWS",
+        "authSource": "$external",
         "authMechanismProperties": {"AWS_SESSION_TOKEN": TOKEN},
     }
     assert "authMechanismProperties" not in make(ttl=None, session_token=None).client_options()

@@ -15,6 +15,15 @@ re-raises that same cancellation, so ``asyncio.timeout()`` still turns it into
 ``TimeoutError`` and anyio scopes still see their cancellation. The cost of that
 rule: the caller's cancellation is delayed by as long as the cleanup takes, so
 every cleanup passed here must be bounded (the callers pass close timeouts).
+
+Which primitive does what: asyncio's ``shield`` plus the re-wait loop stop the
+native cancellations (``task.cancel()``, ``asyncio.timeout()``), which anyio
+cannot; anyio's ``CancelScope(shield=True)`` around that wait stops anyio's own,
+which asyncio cannot stop quietly: anyio re-delivers a scope's cancellation on
+every loop iteration while a task stays inside it (anyio 4.16,
+``CancelScope._deliver_cancellation``), so without it the wait would be a busy
+loop. Once the cleanup ended, ``anyio.lowlevel.checkpoint_if_cancelled()``
+hands a pending anyio cancellation on.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
 
 __all__ = ["finish", "pending_cleanups"]
 
@@ -44,16 +56,22 @@ async def finish(cleanup: Coroutine[Any, Any, T] | Awaitable[T], *, name: str | 
         task.set_name(name)
     _running.add(task)
     task.add_done_callback(_running.discard)
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
+    cancelled: BaseException | None = None
+    with anyio.CancelScope(shield=True):  # anyio's cancellation: not re-delivered meanwhile
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError as exc:
+                # The caller was cancelled (or the cleanup cancelled itself): either
+                # way, wait on until the cleanup has ended.
+                cancelled = exc
+            except BaseException:
+                break  # the cleanup failed: task.result() below re-raises it
+    if cancelled is None:
         try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError as exc:
-            # The caller was cancelled (or the cleanup cancelled itself): either
-            # way, wait on until the cleanup has ended.
+            await anyio.lowlevel.checkpoint_if_cancelled()  # an anyio scope cancelled meanwhile
+        except BaseException as exc:
             cancelled = exc
-        except BaseException:
-            break  # the cleanup failed: task.result() below re-raises it
     if cancelled is not None:
         error = None if task.cancelled() else task.exception()
         raise cancelled from error

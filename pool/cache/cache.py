@@ -26,28 +26,27 @@ Concurrency: event-loop only (asyncio), not thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, Self
+from typing import Any
 
-import anyio
-
-from pool._internal.log import get_logger, key_hint
+from pool._internal.clock import SYSTEM_CLOCK, Clock, SystemClock
+from pool._internal.log import get_logger
 from pool._internal.resource import AsyncResource
 from pool.cache import windows as w
-from pool.cache.entry import status_of
+from pool.cache.compat import clock_from
+from pool.cache.entry import Flight
 from pool.cache.fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscription
-from pool.cache.refresh import Policy, RefreshState, source_name
+from pool.cache.policy import Policy
+from pool.cache.refresh import Join, Phase, RefreshMachine
+from pool.cache.status import CacheStatus, status_of
 from pool.cache.task import RefreshTask
 from pool.credentials import Credentials
-from pool.errors import (
-    ConfigurationError,
-    CredentialsExpiredError,
-    InvariantError,
-    PoolClosedError,
-)
+from pool.errors import ConfigurationError, InvariantError
+from pool.sources.base import CredentialSource, aclose_source
 
 __all__ = ["CredentialCache", "Subscription"]
 
@@ -62,16 +61,25 @@ class CredentialCache(AsyncResource):
     ``jitter`` (0..1) spreads the refresh point over that part of the advisory
     window. ``backoff_initial``/``backoff_max`` bound the full-jitter retry
     delays after failures; ``same_credentials_retry`` is the first delay after
-    the source returned the current credentials again. ``clock`` (monotonic
-    seconds) and ``sleep`` must agree: inject both in tests. ``owns_source``
-    closes the source (its ``aclose()``) when the cache closes.
-    ``subscriber_buffer`` is how many undelivered sets each subscriber keeps
-    (the newest; the oldest is dropped).
+    the source returned the current credentials again. ``clock`` is the one
+    :class:`pool._internal.clock.Clock` every deadline, sleep and duration is
+    read on (tests pass a fake). ``owns_source`` closes the source (its
+    ``aclose()``) when the cache closes. ``subscriber_buffer`` is how many
+    undelivered sets each subscriber keeps (the newest; the oldest is dropped).
+
+    Lifetime (:mod:`pool._internal.resource`'s rule): ``await cache.start()``
+    or ``async with cache:`` starts the task, and the first fetch begins at
+    once. ``get()`` and ``refresh()`` on a cache not started yet start it the
+    same way (so a cache can be handed to :class:`pool.AssumeRoleSource` or
+    :class:`pool.ClientPool` unopened); whoever does so must still ``aclose()``
+    it, and a started cache garbage-collected unclosed warns with
+    :class:`ResourceWarning`. ``current``, ``subscribe()``, ``add_listener()``,
+    ``invalidate()`` and ``status()`` never start it.
     """
 
     def __init__(
         self,
-        source: Any,
+        source: CredentialSource,
         *,
         advisory_window: float | None = None,
         mandatory_window: float | None = None,
@@ -79,7 +87,7 @@ class CredentialCache(AsyncResource):
         backoff_initial: float = w.DEFAULT_BACKOFF_INITIAL,
         backoff_max: float = w.DEFAULT_BACKOFF_MAX,
         same_credentials_retry: float = w.DEFAULT_SAME_CREDENTIALS_RETRY,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
         owns_source: bool = False,
@@ -98,67 +106,67 @@ class CredentialCache(AsyncResource):
         )  # fmt: skip
         self._source = source
         self._name = source_name(source)
-        self._clock = clock
+        self._clock = clock_from(clock, sleep)
+        # Read on every get(): the system clock's builtin itself, no Python frame around it.
+        self._now = (
+            time.monotonic if isinstance(self._clock, SystemClock) else self._clock.monotonic
+        )
         self._owns_source = owns_source
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
-        self._st = RefreshState(policy, self._name, rng or random.Random(), self._log)
+        self._machine = RefreshMachine(policy, self._name, rng or random.Random(), self._log)
         self._runner = RefreshTask(
-            source, self._st, clock=clock, sleep=sleep or anyio.sleep, log=self._log,
-            publish=self._fanout.publish,
-        )  # fmt: skip
-        self._closed = False
-        self._close_done: anyio.Event | None = None
+            source, self._machine, clock=self._clock, log=self._log, publish=self._fanout.publish
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        """Start the background task; the first fetch begins at once."""
-        self._check_open()
-        self._runner.start()
-        return self
+    async def start(self) -> None:
+        """Start the background task; the first fetch begins at once. Idempotent.
+
+        Raises :class:`pool.PoolClosedError` after ``aclose()``.
+        """
+        self._ensure_started("start")
+
+    def _ensure_started(self, trigger: str) -> None:
+        if self._machine.start():
+            self._runner.start()
+            self._log.debug("cache.started", trigger=trigger)
 
     async def aclose(self) -> None:
-        """Stop the task, wake every waiter with :class:`PoolClosedError`, end subscriptions.
+        """Stop the task, wake every waiter with :class:`pool.PoolClosedError`, end subscriptions.
 
-        Idempotent; safe from any task. Closes the source too when
-        ``owns_source``. Shielded: cancelling the caller does not leave a task behind.
+        Idempotent; safe from any task, including a listener's. Closes the
+        source too when ``owns_source``. Finishes whatever cancels the caller
+        (``asyncio.timeout()``, ``task.cancel()``, anyio scopes): the
+        cancellation is re-raised once everything is closed, and a second
+        ``aclose()`` meanwhile waits for the first.
         """
-        if self._closed:
-            if self._close_done is not None:
-                await self._close_done.wait()
-            return
-        self._closed = True
-        self._close_done = done = anyio.Event()
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._runner.stop(
-                    PoolClosedError(f"credential cache for {self._name!r} closed")
-                )
-                self._st.entry = None
-                await self._fanout.aclose()
-                if self._owns_source:
-                    closer = getattr(self._source, "aclose", None)
-                    if closer is not None:
-                        await closer()
-                self._log.debug("cache.closed", fetches=self._st.fetches)
-        finally:
-            done.set()
+        self._machine.close()  # at once: from here on every call says "closed"
+        caller = asyncio.current_task()
+        await self._close_once(lambda: self._release(caller))
+
+    async def _release(self, caller: asyncio.Task[Any] | None) -> None:
+        await self._runner.stop(caller)
+        await self._fanout.aclose(caller)
+        if self._owns_source:
+            await aclose_source(self._source)
+        self._log.debug("cache.closed", fetches=self._machine.fetches)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        # The running task references the cache, so this only runs once the task
-        # is gone without aclose(): typically the loop shut down under it.
-        runner = getattr(self, "_runner", None)
-        if runner is not None and runner.task is not None and not getattr(self, "_closed", True):
+        # Neither the task nor the fanout references the cache itself, so this
+        # runs once the last user reference is gone.
+        machine = getattr(self, "_machine", None)
+        if machine is not None and machine.phase not in (Phase.IDLE, Phase.CLOSED):
             _warn(
-                f"CredentialCache for {self._name!r} was never closed; "
+                f"CredentialCache for {self._name!r} was started and never closed; "
                 "use 'async with' or await aclose()",
                 ResourceWarning,
                 source=self,
             )
 
     @property
-    def source(self) -> Any:
+    def source(self) -> CredentialSource:
         """The source this cache fetches from."""
         return self._source
 
@@ -168,13 +176,15 @@ class CredentialCache(AsyncResource):
     def current(self) -> Credentials:
         """The credentials valid at this instant. Never blocks, never fetches.
 
-        Raises :class:`CredentialsExpiredError` when there are none (not yet
-        fetched, expired, or invalidated) and :class:`PoolClosedError` after close.
+        Raises :class:`pool.CredentialsExpiredError` when there are none (not
+        yet fetched, expired, or invalidated) and :class:`pool.PoolClosedError`
+        after close.
         """
-        entry = self._st.entry
-        if entry is not None and self._clock() < entry.valid_until:
+        entry = self._machine.entry
+        now = self._now()
+        if entry is not None and now < entry.valid_until:
             return entry.creds
-        raise self._unavailable()
+        raise self._machine.unavailable(now)
 
     async def get(self) -> Credentials:
         """Credentials to use now; waits only when none are valid outside the mandatory window.
@@ -182,56 +192,51 @@ class CredentialCache(AsyncResource):
         Then it waits for the single in-flight fetch (starting one unless a
         retry is already scheduled) and returns the credentials valid after
         it, or raises its error when none are. Cancelling the caller never
-        cancels the fetch. Starts the cache's task if ``async with`` did not.
+        cancels the fetch. Starts the cache if nothing did (see the class).
         """
-        entry = self._st.entry
+        m = self._machine
+        entry = m.entry
         if entry is not None:
-            now = self._clock()
+            now = self._now()
             if now < entry.mandatory_at:
-                if now >= self._st.wake_at and self._runner.flight is None:
+                if now >= m.wake_at and m.flight is None:
                     self._runner.nudge()  # the timer is late (frozen process): refresh now
                 return entry.creds
         return await self._get_slow()
 
     async def _get_slow(self) -> Credentials:
-        self._check_open()
-        self._runner.start()
-        entry, now = self._st.entry, self._clock()
-        if entry is not None and now < entry.mandatory_at:
-            return entry.creds
-        flight = self._runner.flight
-        if flight is None:
-            st = self._st
-            if st.retry_pending and now < st.wake_at:
-                # Backing off: do not ask the source again before the retry time.
-                if entry is not None and now < entry.valid_until:
-                    return entry.creds
-                if st.last_error is not None:
-                    raise st.last_error.with_traceback(st.last_traceback)
-                raise self._unavailable()
-            flight = self._runner.request("get")
-        await flight.done.wait()
-        entry = self._st.entry
-        if entry is not None and self._clock() < entry.valid_until:
+        self._ensure_started("get")
+        decision = self._machine.for_caller(self._now())
+        if isinstance(decision, Credentials):
+            return decision
+        flight = await self._wait(decision)
+        entry, now = self._machine.entry, self._now()
+        if entry is not None and now < entry.valid_until:
             return entry.creds
         if flight.error is not None:
             raise flight.error.with_traceback(flight.traceback)
-        raise self._unavailable()
+        raise self._machine.unavailable(now)
+
+    async def _wait(self, join: Join) -> Flight:
+        if join.wake:
+            self._runner.nudge()
+        await join.flight.done.wait()
+        return join.flight
 
     async def refresh(self) -> Credentials:
         """Fetch now, or join the fetch in flight; return its credentials or raise its error.
 
-        Ignores the backoff schedule: use for explicit operator action, not in a loop.
+        Ignores the backoff schedule: use for explicit operator action, not in
+        a loop. Starts the cache if nothing did (see the class).
         """
-        self._check_open()
-        self._runner.start()
-        flight = self._runner.flight or self._runner.request("refresh")
-        await flight.done.wait()
+        self._ensure_started("refresh")
+        flight = await self._wait(self._machine.request("refresh"))
         if flight.error is not None:
             raise flight.error.with_traceback(flight.traceback)
         if flight.creds is None:
             raise InvariantError("a credential fetch finished with neither credentials nor error")
-        return flight.creds
+        creds: Credentials = flight.creds
+        return creds
 
     def invalidate(self, creds: Credentials | None = None) -> None:
         """The server rejected ``creds`` (default: the current set): stop using them, refresh now.
@@ -241,15 +246,9 @@ class CredentialCache(AsyncResource):
         source hands the same keys back they are used again (it is all there
         is), and later invalidations of that set are ignored until a new one arrives.
         """
-        entry = self._st.entry
-        if self._closed or entry is None or entry.invalidated:
-            return
-        if creds is not None and not creds.same_keys(entry.creds):
-            return
-        entry.invalidate()
-        self._log.warning("cache.invalidated", key=key_hint(entry.creds.access_key_id))
-        if self._runner.task is not None:
-            self._runner.request("invalidate")
+        join = self._machine.invalidate(creds)
+        if join is not None and join.wake:
+            self._runner.nudge()
 
     def subscribe(self) -> Subscription:
         """``async for creds in cache.subscribe()``: the current set (if valid), then each new one.
@@ -257,8 +256,8 @@ class CredentialCache(AsyncResource):
         Never blocks the cache: keeps up to ``subscriber_buffer`` undelivered
         sets, dropping the oldest. Ends when the cache closes.
         """
-        entry = self._st.entry
-        valid = entry is not None and self._clock() < entry.valid_until
+        entry = self._machine.entry
+        valid = entry is not None and self._now() < entry.valid_until
         return self._fanout.subscribe(entry.creds if valid and entry else None)
 
     def add_listener(self, callback: Callable[[Credentials], object]) -> Callable[[], None]:
@@ -270,60 +269,32 @@ class CredentialCache(AsyncResource):
         """
         return self._fanout.add_listener(callback)
 
-    def status(self) -> dict[str, Any]:
-        """A JSON-able snapshot: state, remaining time, next refresh, counts, last error.
+    def status(self) -> CacheStatus:
+        """A JSON-able snapshot (:class:`pool.cache.CacheStatus`, documented field by field).
 
-        ``state`` is one of ``idle`` (task not started), ``fetching`` /
-        ``refreshing`` (a fetch in flight, without / with valid credentials),
-        ``valid``, ``retrying`` (last attempt failed, still serving), ``failed``
-        (failed, nothing valid), ``expired``, ``crashed`` (the task is gone:
-        every call that needs a fetch raises :class:`InvariantError`), ``closed``.
-        No secret: key hints, and error messages whose third-party text is redacted.
+        Never blocks. No secret: key hints, and error messages whose
+        third-party text is redacted.
         """
+        m, now = self._machine, self._now()
         subscribers, listeners = self._fanout.counts
         return status_of(
             name=self._name,
-            state=self._state(),
-            entry=self._st.entry,
-            now=self._clock(),
-            next_at=0.0 if self._runner.flight is not None else self._st.wake_at,
-            counts={**self._st.counts(), "subscribers": subscribers, "listeners": listeners},
-            last_error=self._st.last_error,
+            state=m.label(now),
+            entry=m.entry,
+            now=now,
+            next_at=m.next_at,
+            counts=m.counts(),
+            subscribers=subscribers,
+            listeners=listeners,
+            last_error=m.last_error,
         )
 
     def __repr__(self) -> str:
-        return f"CredentialCache(source={self._name!r}, state={self._state()!r})"
+        state = self._machine.label(self._now())
+        return f"CredentialCache(source={self._name!r}, state={state!r})"
 
-    # -- state -----------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise PoolClosedError(
-                f"credential cache for {self._name!r} was used after aclose(); create a new one"
-            )
-        if self._runner.crash is not None:
-            raise self._runner.crash
-
-    def _unavailable(self) -> Exception:
-        if self._closed:
-            return PoolClosedError(f"credential cache for {self._name!r} is closed")
-        if self._runner.crash is not None:
-            return self._runner.crash
-        exc = CredentialsExpiredError(self._st.describe_unavailable(self._clock()))
-        exc.__cause__ = self._st.last_error if self._st.retry_pending else None
-        return exc
-
-    def _state(self) -> str:
-        if self._closed:
-            return "closed"
-        if self._runner.crash is not None:
-            return "crashed"
-        if self._runner.task is None:
-            return "idle"
-        entry = self._st.entry
-        valid = entry is not None and self._clock() < entry.valid_until
-        if self._runner.flight is not None:
-            return "refreshing" if valid else "fetching"
-        if self._st.retry_pending:
-            return "retrying" if valid else ("failed" if self._st.last_error else "expired")
-        return "valid" if valid else "expired"
+def source_name(source: object) -> str:
+    """A source's short name: its ``name`` attribute, else its class name."""
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) and name else type(source).__name__

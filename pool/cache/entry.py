@@ -10,17 +10,15 @@ import asyncio
 import math
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import anyio
 
-from pool._internal.log import key_hint
 from pool._internal.redact import describe
 from pool.cache.windows import Windows
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError, PoolError
 
-__all__ = ["Entry", "Flight", "as_pool_error", "status_of"]
+__all__ = ["Entry", "Flight", "as_pool_error"]
 
 _MAX_MESSAGE = 300
 
@@ -119,41 +117,3 @@ def as_pool_error(exc: BaseException, source: str) -> PoolError:
     )
     err.__cause__ = exc
     return err
-
-
-def _seconds(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, 3)
-
-
-def status_of(
-    *,
-    name: str,
-    state: str,
-    entry: Entry | None,
-    now: float,
-    next_at: float,
-    counts: dict[str, int],
-    last_error: PoolError | None,
-) -> dict[str, Any]:
-    """The cache's status as a JSON-able dict (no secrets: key hints and error classes)."""
-    error = None
-    if last_error is not None:
-        error = {
-            "type": type(last_error).__name__,
-            "message": str(last_error)[:_MAX_MESSAGE],
-            "retryable": bool(getattr(last_error, "retryable", False)),
-        }
-    windows = entry.windows if entry is not None else None
-    return {
-        "source": name,
-        "state": state,
-        "key": key_hint(entry.creds.access_key_id) if entry is not None else None,
-        "remaining_s": _seconds(entry.deadline - now) if entry is not None else None,
-        "next_refresh_in_s": _seconds(max(0.0, next_at - now)),
-        "advisory_window_s": _seconds(windows.advisory) if windows else None,
-        "mandatory_window_s": _seconds(windows.mandatory) if windows else None,
-        **counts,
-        "last_error": error,
-    }

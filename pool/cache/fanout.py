@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from pool._internal.log import get_logger
+from pool._internal.shield import finish
 from pool.credentials import Credentials
 
 __all__ = ["DEFAULT_SUBSCRIBER_BUFFER", "Fanout", "Subscription"]
@@ -164,8 +165,14 @@ class Fanout:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def aclose(self) -> None:
-        """End every subscription, stop every listener task and wait for them to finish."""
+    async def aclose(self, caller: asyncio.Task[Any] | None = None) -> None:
+        """End every subscription, stop every listener task and wait for them to finish.
+
+        ``caller`` is the task that asked the cache to close (default: this
+        one): when it is a listener's own task it is not waited on, since it is
+        itself waiting for this close.
+        """
+        caller = caller or asyncio.current_task()
         self._closed = True
         for sub in list(self._subscriptions):
             sub.end()
@@ -173,13 +180,12 @@ class Fanout:
             if listener.subscription is not None:
                 listener.subscription.end()
         self._listeners.clear()
-        # An async listener may itself be closing the cache: never wait on ourselves.
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        # An async listener may itself be closing the cache: never wait on it.
+        tasks = [t for t in self._tasks if t is not caller and t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         if tasks:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait(tasks)
+            await finish(asyncio.wait(tasks), name="CredentialCache listeners: wait")
 
 
 async def _drain(listener: _Listener, subscription: Subscription) -> None:

@@ -1,23 +1,22 @@
-"""The background task of :class:`pool.CredentialCache`: sleep until due, fetch, record.
+"""The background task of :class:`pool.CredentialCache`: it runs what the state machine says.
 
-:class:`RefreshTask` owns the single fetch in flight (a :class:`Flight`):
-callers only wait on it, so a caller cancelled while waiting never cancels
-the fetch for the others. The decisions (what an outcome does, when to try
-next) are :class:`pool.cache.refresh.RefreshState`'s; this module only performs them.
+:class:`RefreshTask` asks :meth:`RefreshMachine.next_step` what to do (sleep
+or fetch), performs it, and hands each fetch's outcome back
+(:meth:`RefreshMachine.fetch_done`). It decides nothing and counts nothing;
+the fetch in flight belongs to the machine, so a caller cancelled while waiting
+on it never cancels it for the others.
 
-However the task ends, it finishes the flight it owns, so no waiter hangs:
+However the task ends, the machine hears of it, so no waiter hangs: stopped by
+the cache's ``aclose()`` the machine is already CLOSED (waiters got
+:class:`pool.PoolClosedError`); an exception escaping the loop (a bug), or a
+cancellation that did not come from :meth:`RefreshTask.stop` (loop shutdown, a
+stray ``task.cancel()``), makes it CRASHED: waiters, and every later call that
+would need a fetch, get :class:`pool.InvariantError`.
 
-* stopped by the cache's ``aclose()`` (:meth:`RefreshTask.stop`): waiters get
-  the :class:`PoolClosedError` passed in;
-* an exception escaping the loop (a bug), or a cancellation that did not
-  come from :meth:`~RefreshTask.stop` (loop shutdown, a stray ``task.cancel()``):
-  waiters, and every later call that would need a fetch, get
-  :class:`InvariantError` (:attr:`RefreshTask.crash`), since nothing fetches any more.
-
-A ``CancelledError`` raised by the source while nobody is cancelling this
-task (``Task.cancelling() == 0``: a bug in the source or in a library under
-it) is not the end of the task: it is a failed fetch, retryable with backoff,
-so one misbehaving fetch does not stop refreshing for the whole process.
+A ``CancelledError`` raised by the source while nobody is cancelling this task
+(``Task.cancelling() == 0``: a bug in the source or in a library under it) is
+not the end of the task: it is a failed fetch, retryable with backoff, so one
+misbehaving fetch does not stop refreshing for the whole process.
 
 Concurrency: event-loop only (asyncio), not thread-safe.
 """
@@ -25,144 +24,100 @@ Concurrency: event-loop only (asyncio), not thread-safe.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from pool.cache.entry import Flight, as_pool_error
-from pool.cache.refresh import RefreshState
+from pool._internal.clock import Clock
+from pool.cache.entry import as_pool_error
+from pool.cache.refresh import Fetch, RefreshMachine, Sleep
 from pool.credentials import Credentials
-from pool.errors import InvariantError, PoolClosedError, PoolError
+from pool.errors import PoolError
 
 __all__ = ["RefreshTask"]
 
 
 class RefreshTask:
-    """Runs one cache's fetches in one asyncio task, started on first need.
+    """Runs one cache's fetches in one asyncio task.
 
-    ``flight`` is the fetch in progress or requested (None when idle);
-    ``crash`` is set once the task ended other than by :meth:`stop`.
     ``publish`` is called (inline, must not block) with each new set.
     """
 
     def __init__(
         self,
         source: Any,
-        state: RefreshState,
+        machine: RefreshMachine,
         *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
+        clock: Clock,
         log: Any,
         publish: Callable[[Credentials], None],
     ) -> None:
-        self._source, self._st, self._log, self._publish = source, state, log, publish
-        self._clock, self._sleep = clock, sleep
-        self.flight: Flight | None = None
-        self.crash: InvariantError | None = None
+        self._source, self._m, self._log, self._publish = source, machine, log, publish
+        self._clock = clock
         self.task: asyncio.Task[None] | None = None
         self._sleep_scope: anyio.CancelScope | None = None
-        self._stopping = False
 
     def start(self) -> None:
-        """Create the task unless it exists or :meth:`stop` was called. Needs a running loop."""
-        if self.task is None and not self._stopping:
+        """Create the task (once). Needs a running loop."""
+        if self.task is None:
             loop = asyncio.get_running_loop()
-            self.task = loop.create_task(self._run(), name=f"CredentialCache({self._st.name})")
-
-    def request(self, reason: str) -> Flight:
-        """The flight to wait on: the one in progress, or a new one started now.
-
-        Raises :attr:`crash` when the task is gone, rather than return a
-        flight nobody would ever run.
-        """
-        if self.crash is not None:
-            raise self.crash
-        if self.flight is None:
-            self.flight = Flight(reason if self._st.fetches else "initial")
-            self.nudge()
-        return self.flight
+            self.task = loop.create_task(self._run(), name=f"CredentialCache({self._m.name})")
 
     def nudge(self) -> None:
-        """Wake the task if it is sleeping, so it re-reads the clock and the requests."""
+        """Wake the task if it is sleeping, so it asks the machine again."""
         if self._sleep_scope is not None:
             self._sleep_scope.cancel()
 
-    async def stop(self, error: PoolClosedError) -> None:
-        """Cancel the task, wait for it, and fail the pending flight with ``error``.
+    async def stop(self, caller: asyncio.Task[Any] | None) -> None:
+        """Cancel the task and wait for it to end (not when ``caller`` is the task itself).
 
-        Idempotent. Callers shield it (``aclose()`` does); safe from inside the
-        task itself (it then does not wait on itself).
+        Call after :meth:`RefreshMachine.close`, so the task's end is not a crash.
         """
-        self._stopping = True
-        task, self.task = self.task, None
-        if task is not None:
+        task = self.task
+        if task is not None and not task.done():
             task.cancel()
-            if task is not asyncio.current_task():
+            if task is not caller and task is not asyncio.current_task():
                 await asyncio.wait([task])
-        self.end_flight(error)
-
-    def end_flight(self, error: BaseException | None, creds: Credentials | None = None) -> None:
-        """Finish the current flight (if any) and wake its waiters."""
-        flight, self.flight = self.flight, None
-        if flight is not None:
-            flight.finish(creds, error)
 
     async def _run(self) -> None:
+        failure: Exception | None = None
         try:
-            while not self._stopping:  # in case a cancellation were ever swallowed
-                if self.flight is None:
-                    delay = self._st.wake_at - self._clock()
-                    if delay > 0:
-                        await self._sleep_until_woken(delay)
-                        continue  # re-read the clock: woken early, or a request came
-                    self.flight = Flight(self._st.wake_reason)
-                await self._attempt(self.flight)
+            while (step := self._m.next_step(self._clock.monotonic())) is not None:
+                if isinstance(step, Sleep):
+                    await self._sleep_until_woken(step.seconds)
+                else:
+                    await self._fetch(step)
         except Exception as exc:
-            # A bug here must not leave waiters hanging: fail them and every later call.
-            self.crash = InvariantError(f"credential cache task crashed: {type(exc).__name__}")
-            self.crash.__cause__ = exc
-            self._log.error("cache.crashed", error_class=type(exc).__name__, exc_info=True)
+            failure = exc  # a bug here must not leave waiters hanging
         finally:
-            if not self._stopping:  # stop() ends the flight itself, with its own error
-                if self.crash is None:
-                    self.crash = InvariantError(
-                        f"credential cache task for {self._st.name!r} was cancelled "
-                        "without aclose(); create a new cache"
-                    )
-                    self._log.warning("cache.task_cancelled")
-                self.end_flight(self.crash)
+            self._m.task_ended(failure)  # a no-op once the cache is closed
 
     async def _sleep_until_woken(self, delay: float) -> None:
         scope = self._sleep_scope = anyio.CancelScope()
         try:
             with scope:
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
         finally:
             self._sleep_scope = None
 
-    async def _attempt(self, flight: Flight) -> None:
-        st = self._st
-        st.fetches += 1
-        started = time.perf_counter()
-        self._log.debug("cache.fetch.start", reason=flight.reason, fetch=st.fetches)
+    async def _fetch(self, step: Fetch) -> None:
+        started = self._clock.monotonic()
+        self._log.debug("cache.fetch.start", reason=step.flight.reason, fetch=step.number)
         creds: object = None
         error: PoolError | None = None
         try:
             creds = await self._source.fetch()
         except Exception as exc:
-            error = as_pool_error(exc, st.name)
+            error = as_pool_error(exc, self._m.name)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
-                raise  # stop() or loop shutdown: _run's finally sees to the flight
+                raise  # stop() or loop shutdown
             # Nobody cancelled this task: the source (or a library under it)
             # leaked a CancelledError. A failed fetch, retried with backoff.
-            error = as_pool_error(exc, st.name)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        error, rotated = st.record(creds, error, self._clock(), duration_ms)
-        entry = st.entry
-        self.end_flight(error, entry.creds if entry is not None and error is None else None)
-        if rotated and entry is not None:
-            self._publish(entry.creds)
+            error = as_pool_error(exc, self._m.name)
+        now = self._clock.monotonic()
+        rotated = self._m.fetch_done(creds, error, now, round((now - started) * 1000, 3))
+        if rotated is not None:
+            self._publish(rotated)

@@ -51,6 +51,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="latency added to every MongoDB command, like the network to Atlas",
     )
     p.add_argument(
+        "--replica-set",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve MongoDB as a replica set of N members (Atlas's shape; try 3)",
+    )
+    p.add_argument(
+        "--sharded",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve MongoDB as a sharded cluster behind N mongos routers",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve every MongoDB listener over TLS (CA made at start)",
+    )
+    p.add_argument(
+        "--srv",
+        action="store_true",
+        help="publish the members in a loopback DNS stand-in for a mongodb+srv:// URI",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -60,12 +84,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _topology_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    if len(summary.get("mongodb_members", [])) > 1:
+        lines.append(f"  Members: {', '.join(summary['mongodb_members'])}")
+    if summary.get("tls_ca_file"):
+        lines.append(f"  TLS CA file (tlsCAFile): {summary['tls_ca_file']}")
+    if summary.get("mongodb_srv_uri"):
+        lines.append(f"  mongodb+srv: {summary['mongodb_srv_uri']}")
+        lines.append(
+            f"  DNS stand-in (UDP+TCP): {summary['dns_server']}; resolve through it in-process "
+            "with pool.standins.mongo.srv.loopback_resolution()"
+        )
+    return lines
+
+
 def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
     """The human-readable text: one block of exports per environment."""
     lines = [
         "Stand-ins running on loopback (throwaway credentials; Ctrl-C to stop).",
         "",
         f"  MongoDB (Atlas-like, MONGODB-AWS): {summary['mongodb_uri']}",
+        *_topology_lines(summary),
         f"  STS:  {summary['sts_endpoint']}",
         f"  IMDS: {summary['imds_endpoint']}",
         f"  Role: {summary['role_arn']}  (mapped to database user 'app')",
@@ -76,10 +116,25 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
         lines.append(f"# {ENV_TITLES.get(env, env)}")
         lines.extend(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
         lines.append("")
-    uri = summary["mongodb_uri"].rstrip("/") + "/?authMechanism=MONGODB-AWS"
+    uri = summary.get("mongodb_srv_uri") or summary["mongodb_uri"]
+    uri += "&" if "?" in uri else "?"
+    uri += "authMechanism=MONGODB-AWS"
+    resolve = ""
+    if summary.get("dns_server"):
+        # The member names exist only in the DNS stand-in: resolving them any
+        # other way would send a query to the system's resolver.
+        host, port = summary["dns_server"].rsplit(":", 1)
+        zone = uri.split("://", 1)[1].split("/", 1)[0]
+        resolve = (
+            "from pool.standins.mongo.srv import loopback_resolution as r; "
+            f"dns = r(({host!r}, {port}), {zone!r}); dns.__enter__(); "
+        )
+        lines.append(
+            "The member names resolve only through the DNS stand-in, in-process (as below)."
+        )
     lines += [
         "Then, for example:",
-        '  python -c "import pymongo; '
+        f'  python -c "import pymongo; {resolve}'
         f"print(pymongo.MongoClient('{uri}').admin.command('ping'))\"",
     ]
     return "\n".join(lines)
@@ -96,7 +151,15 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    emulator = Emulator(lifetime=args.lifetime, faults=faults, command_delay=args.command_delay)
+    emulator = Emulator(
+        lifetime=args.lifetime,
+        faults=faults,
+        command_delay=args.command_delay,
+        replica_set=args.replica_set,
+        sharded=args.sharded,
+        tls=args.tls,
+        srv=args.srv,
+    )
     await emulator.start(args.host, args.mongo_port)  # closes what it started if it fails
     try:
         summary = emulator.summary()
@@ -142,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     args.host = host
     if args.lifetime <= 0:
         print("error: --lifetime must be a positive number of seconds", file=sys.stderr)
+        return 2
+    if args.replica_set < 0 or args.sharded < 0 or (args.replica_set and args.sharded):
+        print("error: give --replica-set N or --sharded N (N >= 1), not both", file=sys.stderr)
+        return 2
+    if args.srv and not (args.replica_set or args.sharded):
+        print("error: --srv needs --replica-set N or --sharded N, as on Atlas", file=sys.stderr)
         return 2
     try:
         from pool.standins.faults import parse_fault

@@ -51,7 +51,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
 from pool.client_pool import diagnose
-from pool.client_pool.monitor import ConnectionMonitor
+from pool.client_pool.monitor import ConnectionMonitor, warm_members
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
 from pool.errors import ConfigurationError
 
@@ -314,7 +314,8 @@ class Driver:
 
     async def _fill(self, handle: DriverClient, target: int) -> None:
         parallel = max(1, int(handle.client.options.pool_options.max_connecting))
-        while handle.monitor.ready < target:
+        # warm_connections is per member (see monitor.warm_members).
+        while handle.monitor.short_of(target, warm_members(handle.client)):
             before = handle.monitor.ready
             await asyncio.gather(*(self._fill_once(handle.client) for _ in range(parallel)))
             if handle.monitor.ready <= before:

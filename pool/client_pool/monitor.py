@@ -1,12 +1,54 @@
-"""A CMAP listener counting one client's connections, for warm-up and ``status()``."""
+"""A CMAP listener counting one client's connections, for warm-up and ``status()``.
+
+Connections are counted per member (server address) too, because
+``warm_connections`` is a per-member promise: PyMongo's ``minPoolSize``
+(which the pool raises to ``warm_connections``) applies to each server's
+pool, and traffic goes to the primary and, for ``secondaryPreferred``
+reads, to the secondaries. :func:`warm_members` names the members a
+warm-up must fill.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from typing import Any
 
 from pymongo import monitoring
+from pymongo.server_type import SERVER_TYPE
 
-__all__ = ["ConnectionMonitor"]
+__all__ = ["ConnectionMonitor", "warm_members"]
+
+Address = tuple[str, int | None]
+
+#: Members that serve operations (arbiters, ghosts and "other" members do not).
+_DATA_BEARING = frozenset(
+    {
+        SERVER_TYPE.Standalone,
+        SERVER_TYPE.RSPrimary,
+        SERVER_TYPE.RSSecondary,
+        SERVER_TYPE.Mongos,
+        SERVER_TYPE.LoadBalancer,
+    }
+)
+
+
+def warm_members(client: Any) -> list[Address]:
+    """The members of ``client``'s topology a warm-up fills: data-bearing, or not checked yet.
+
+    A member still Unknown because its monitor has not finished a first
+    check is included (its pool is paused until then, so counting it out
+    would declare a client warm with no connection there: measured on the
+    replica-set stand-in with one member 50 ms slower, 0 of 8); one whose
+    check failed (down, unreachable) is not waited for. Reads PyMongo's
+    public ``topology_description`` (PyMongo 4.20; Motor delegates it).
+    """
+    members = []
+    for address, sd in client.topology_description.server_descriptions().items():
+        unchecked = sd.server_type == SERVER_TYPE.Unknown and sd.error is None
+        if sd.server_type in _DATA_BEARING or unchecked:
+            members.append(address)
+    return members
 
 
 class ConnectionMonitor(monitoring.ConnectionPoolListener):
@@ -19,7 +61,10 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready: set[int] = set()
+        # Keyed by (member, id): CMAP connection ids count per server pool, so
+        # ids alone collide on a replica set (PyMongo 4.20 Pool.next_connection_id).
+        self._ready: set[tuple[Address, int]] = set()
+        self._per_member: Counter[Address] = Counter()
         self.created = 0
         self.closed = 0
         self.in_use = 0
@@ -29,6 +74,26 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
     def ready(self) -> int:
         """Connections open and authenticated at this instant (monitoring ones excluded)."""
         return len(self._ready)
+
+    def ready_on(self, member: Address) -> int:
+        """Connections open and authenticated to ``member`` at this instant."""
+        with self._lock:
+            return self._per_member[member]
+
+    def short_of(self, target: int, members: list[Address]) -> bool:
+        """Whether any of ``members`` has fewer than ``target`` ready connections.
+
+        With no member known yet, whether the client as a whole is short.
+        """
+        with self._lock:
+            if not members:
+                return len(self._ready) < target
+            return any(self._per_member[m] < target for m in members)
+
+    def ready_by_member(self) -> dict[str, int]:
+        """``{"host:port": ready connections}``, for logs and ``status()``."""
+        with self._lock:
+            return {f"{h}:{p}": n for (h, p), n in sorted(self._per_member.items()) if n}
 
     def snapshot(self) -> dict[str, int]:
         """The counters as a plain dict (for ``status()``)."""
@@ -46,13 +111,19 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
             self.created += 1
 
     def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        key = (event.address, event.connection_id)
         with self._lock:
-            self._ready.add(event.connection_id)
+            if key not in self._ready:
+                self._ready.add(key)
+                self._per_member[event.address] += 1
 
     def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
         with self._lock:
             self.closed += 1
-            self._ready.discard(event.connection_id)
+            key = (event.address, event.connection_id)
+            if key in self._ready:
+                self._ready.discard(key)
+                self._per_member[event.address] -= 1
 
     def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
         with self._lock:

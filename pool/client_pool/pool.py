@@ -35,7 +35,7 @@ from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, 
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, HealthInputs, assess
 from pool.client_pool.options import check_settings
-from pool.client_pool.retry import auth_error, retry_worthy
+from pool.client_pool.retry import auth_error, refused_not_primary, retry_worthy
 from pool.client_pool.rotation import Gen, Rotator
 from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
 
@@ -320,6 +320,9 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         for one (less when the server refuses the newer credentials too).
         These failures happen before the server ran the failing command, so
         the retry is safe for a single operation, reads and writes alike.
+        A command refused by a member that is no longer primary (10107,
+        13435: an election) is retried once too, on the same client, which
+        re-selects the new primary (see ``retry.refused_not_primary``).
         Any other error (a network timeout, say) is raised unchanged, even
         when the client was closed meanwhile: the server may have applied
         the write. Pass ``retry=False`` when ``fn`` performs more than one
@@ -333,14 +336,17 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 first = gen
                 return await fn(gen.handle.client)
         except Exception as exc:
-            if first is None or not retry or not retry_worthy(first, exc):
+            elsewhere = first is not None and retry_worthy(first, exc)
+            if first is None or not retry or not (elsewhere or refused_not_primary(exc)):
                 if is_auth_failure(exc):
                     raise auth_error(first) from exc
                 raise
             failure = exc
         self._retries += 1
         _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
-        if not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
+        if not elsewhere:
+            pass  # refused by a former primary: the same client re-selects the new one
+        elif not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
             if self._book.closed:
                 raise PoolClosedError("the ClientPool closed while run() waited") from failure
             if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal

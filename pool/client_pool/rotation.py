@@ -112,6 +112,7 @@ class Rotator:
             previous=None if previous is None else previous.number,
             key=key_hint(creds.access_key_id),
             connections=gen.handle.monitor.ready,
+            per_member=gen.handle.monitor.ready_by_member(),
         )
         await self.close_gens(to_close)
 

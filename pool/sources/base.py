@@ -121,11 +121,13 @@ class SourceBase(AsyncResource):
         return self._closed
 
     async def aclose(self) -> None:
-        """Release the source's connections or clients. Idempotent."""
-        if self._closed:
-            return
+        """Release the source's connections or clients. Idempotent.
+
+        Finishes whatever cancels the caller (the cancellation is re-raised
+        once everything is released); a second call waits for the first.
+        """
         self._closed = True
-        await self._aclose()
+        await self._close_once(self._aclose)
 
     def __del__(self) -> None:
         # __init__ may have failed half-way: then there is nothing to warn about.

@@ -11,14 +11,20 @@ tests start.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+from urllib.parse import quote
 
 from pool._internal.resource import AsyncResource
+from pool.errors import ConfigurationError
 from pool.standins.authority import CredentialAuthority, aws_time
 from pool.standins.aws import ENVIRONMENTS, AwsStandIns
 from pool.standins.faults import FaultInjector
 from pool.standins.laptop import DeveloperHome
+from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.server import MongoStandIn
+from pool.standins.mongo.srv import DnsStandIn, loopback_resolution, member_names, publish, srv_uri
+from pool.standins.mongo.tls import TlsMaterial
 
 __all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "LAPTOP_PROFILES", "Emulator"]
 
@@ -28,6 +34,8 @@ LAPTOP_PROFILES = ("sso", "process", "static", "chained")
 #: A second role, mapped to database user ``chained``, for role-chaining
 #: (AssumeRole on top of another source) demos and tests.
 CHAINED_ROLE_ARN = "arn:aws:iam::123456789012:role/standin-chained"
+#: The ``mongodb+srv`` name the DNS stand-in serves (``.test``: reserved, RFC 2606).
+SRV_ZONE = "cluster0.pool.test"
 
 
 class Emulator(AsyncResource):
@@ -41,6 +49,14 @@ class Emulator(AsyncResource):
     hold one set for the sandbox's whole life (hours), so it defaults to an
     hour whatever ``lifetime`` is. The server maps the default role to
     database user ``app`` and :data:`CHAINED_ROLE_ARN` to ``chained``.
+
+    Topology, as Atlas offers them: by default one standalone server;
+    ``replica_set=N`` N members (a :class:`~.mongo.cluster.MongoCluster`),
+    ``sharded=N`` N ``mongos`` routers instead; ``tls=True`` serves every
+    listener over TLS (:attr:`tls_ca_file`); ``srv=True`` (needs a set or
+    routers) advertises the members as ``m<i>.cluster0.pool.test`` and
+    starts a loopback DNS stand-in publishing them (:attr:`mongodb_srv_uri`;
+    in-process clients resolve it inside :meth:`srv_resolution`).
     Async context manager; ``aclose()`` is idempotent.
     """
 
@@ -54,7 +70,15 @@ class Emulator(AsyncResource):
         imdsv1: bool = False,
         min_duration: float | None = None,
         lambda_lifetime: float = 3600.0,
+        replica_set: int = 0,
+        sharded: int = 0,
+        tls: bool = False,
+        srv: bool = False,
     ) -> None:
+        if replica_set < 0 or sharded < 0 or (replica_set and sharded):
+            raise ConfigurationError("choose replica_set=N or sharded=N (N >= 1), not both")
+        if srv and not (replica_set or sharded):
+            raise ConfigurationError("srv=True needs replica_set=N or sharded=N, as on Atlas")
         self.lambda_lifetime = lambda_lifetime
         self.faults = faults if faults is not None else FaultInjector()
         self.authority = CredentialAuthority(
@@ -68,12 +92,28 @@ class Emulator(AsyncResource):
             faults=self.faults,
             imdsv1=imdsv1,
         )
-        self.mongo = MongoStandIn(
-            self.authority,
-            users={self.authority.default_role_arn: "app", CHAINED_ROLE_ARN: "chained"},
-            faults=self.faults,
-            command_delay=command_delay,
-        )
+        users = {self.authority.default_role_arn: "app", CHAINED_ROLE_ARN: "chained"}
+        self.mongo: MongoStandIn | MongoCluster
+        self.dns: DnsStandIn | None = None
+        self._tls: TlsMaterial | None = None
+        if replica_set or sharded:
+            count = sharded or replica_set
+            self.mongo = MongoCluster(
+                self.authority,
+                members=replica_set or 1,
+                sharded=sharded,
+                users=users,
+                faults=self.faults,
+                command_delay=command_delay,
+                tls=tls,
+                hostnames=member_names(SRV_ZONE, count) if srv else None,
+            )
+            self.dns = DnsStandIn(SRV_ZONE) if srv else None
+        else:
+            self.mongo = MongoStandIn(
+                self.authority, users=users, faults=self.faults, command_delay=command_delay
+            )
+            self._tls = TlsMaterial() if tls else None
         # A developer's home (~/.aws with SSO, credential_process, keys, role chains)
         # in a temporary directory, written at start().
         self.home = DeveloperHome(self.aws)
@@ -87,7 +127,17 @@ class Emulator(AsyncResource):
         try:
             await self.aws.start(host)
             await self.home.__aenter__()
-            await self.mongo.start(host, mongo_port)
+            if isinstance(self.mongo, MongoCluster):
+                ports = (
+                    [mongo_port + i for i in range(len(self.mongo.servers))] if mongo_port else None
+                )
+                await self.mongo.start(host, ports)
+            else:
+                ctx = self._tls.server_context() if self._tls else None
+                await self.mongo.start(host, mongo_port, tls=ctx)
+            if self.dns is not None and isinstance(self.mongo, MongoCluster):
+                await self.dns.start(host)
+                publish(self.dns, self.mongo)
         except BaseException:
             await self.aclose()
             raise
@@ -98,12 +148,57 @@ class Emulator(AsyncResource):
             return
         self._closed = True
         await self.mongo.aclose()
+        if self.dns is not None:
+            await self.dns.aclose()
+        if self._tls is not None:
+            self._tls.close()
         await self.home.__aexit__(None, None, None)
         await self.aws.aclose()
 
     @property
     def mongodb_uri(self) -> str:
+        """The URI a user would write for the topology (``replicaSet``, ``tls``, ``tlsCAFile``)."""
+        if self._tls is not None:
+            return f"{self.mongo.uri}&tlsCAFile={quote(self._tls.ca_file, safe='')}"
         return self.mongo.uri
+
+    @property
+    def tls_ca_file(self) -> str | None:
+        """The CA file clients must trust (``tlsCAFile``), or None without TLS."""
+        if isinstance(self.mongo, MongoCluster):
+            return self.mongo.tls_ca_file
+        return self._tls.ca_file if self._tls else None
+
+    @property
+    def mongodb_members(self) -> list[str]:
+        """``HOST:PORT`` of every member (or router), as advertised."""
+        if isinstance(self.mongo, MongoCluster):
+            return self.mongo.hosts
+        return [self.mongo.host_port]
+
+    @property
+    def mongodb_srv_uri(self) -> str | None:
+        """``mongodb+srv://cluster0.pool.test/?authSource=%24external...`` with ``srv=True``."""
+        if self.dns is None or not isinstance(self.mongo, MongoCluster):
+            return None
+        return srv_uri(SRV_ZONE, self.mongo)
+
+    @property
+    def dns_server(self) -> str | None:
+        """``HOST:PORT`` of the DNS stand-in (UDP and TCP) with ``srv=True``."""
+        if self.dns is None:
+            return None
+        host, port = self.dns.address
+        return f"{host}:{port}"
+
+    def srv_resolution(self) -> AbstractContextManager[None]:
+        """Point this process's SRV and member-name lookups at the DNS stand-in.
+
+        See :func:`~pool.standins.mongo.srv.loopback_resolution`; a no-op without ``srv``.
+        """
+        if self.dns is None:
+            return nullcontext()
+        return loopback_resolution(self.dns.address, SRV_ZONE)
 
     def env_for(self, environment: str) -> dict[str, str]:
         """The standard variables a process in ``environment`` would see.
@@ -131,8 +226,15 @@ class Emulator(AsyncResource):
         The credentials and tokens in it are the stand-in's own throwaway ones.
         """
         envs = {env: self.env_for(env) for env in ENVIRONMENTS}
-        return {
+        topology: dict[str, Any] = {
             "mongodb_uri": self.mongodb_uri,
+            "tls_ca_file": self.tls_ca_file,
+            "mongodb_members": self.mongodb_members,
+        }
+        if self.dns is not None:
+            topology |= {"mongodb_srv_uri": self.mongodb_srv_uri, "dns_server": self.dns_server}
+        return {
+            **topology,
             **self.aws.summary(),
             "lambda_env": envs["lambda"],
             "chained_role_arn": CHAINED_ROLE_ARN,

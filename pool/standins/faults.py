@@ -9,12 +9,17 @@ optionally narrowed to one operation (``sts:AssumeRoleWithWebIdentity``,
   reply with that code;
 * ``throttle``: STS ``Throttling`` (HTTP 400) / IMDS and ECS HTTP 429;
 * ``hang``: never answer (until the connection is dropped by the client);
-* ``drop``: close the connection without answering.
+* ``drop``: close the connection without answering;
+* ``stepdown`` (``mongo`` replica sets): elect a new primary now, then run
+  the command (on the old primary a write then gets ``NotWritablePrimary``);
+* ``down=SECONDS`` (``mongo`` replica sets): the member that received the
+  command goes down (connections dropped, new ones refused) for that long.
 
 A fault fires on every matching request, or only ``times`` times
 (``xN`` suffix on the command line). Spec strings, for the CLI::
 
     ecs:latency=0.2   sts:AssumeRoleWithWebIdentity:error=503x2   mongo:saslContinue:drop
+    mongo:insert:stepdownx1   mongo:find:down=5x1
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from typing import Literal
 
 __all__ = ["Fault", "FaultInjector", "FaultKind", "parse_fault"]
 
-FaultKind = Literal["latency", "error", "throttle", "hang", "drop"]
-_KINDS = ("latency", "error", "throttle", "hang", "drop")
+FaultKind = Literal["latency", "error", "throttle", "hang", "drop", "stepdown", "down"]
+_KINDS = ("latency", "error", "throttle", "hang", "drop", "stepdown", "down")
 
 
 @dataclass
@@ -52,7 +57,7 @@ class Fault:
 
 
 _SPEC = re.compile(
-    r"^(?P<target>[A-Za-z0-9_*]+(?::[A-Za-z0-9_]+)?):(?P<kind>latency|error|throttle|hang|drop)"
+    r"^(?P<target>[A-Za-z0-9_*]+(?::[A-Za-z0-9_]+)?):(?P<kind>latency|error|throttle|hang|drop|stepdown|down)"
     r"(?:=(?P<value>[0-9.]+))?(?:x(?P<times>[0-9]+))?$"
 )
 
@@ -71,9 +76,9 @@ def parse_fault(spec: str) -> Fault:
     kind: FaultKind = m["kind"]  # type: ignore[assignment]
     value = m["value"]
     times = int(m["times"]) if m["times"] else None
-    if kind == "latency":
+    if kind in ("latency", "down"):
         if value is None:
-            raise ValueError(f"bad fault {spec!r}: latency needs seconds, e.g. latency=0.2")
+            raise ValueError(f"bad fault {spec!r}: {kind} needs seconds, e.g. {kind}=0.2")
         return Fault(m["target"], kind, delay=float(value), times=times)
     if kind == "error":
         status = int(float(value)) if value else 500

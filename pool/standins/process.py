@@ -26,7 +26,11 @@ __all__ = ["EmulatorProcess"]
 class EmulatorProcess(AsyncResource):
     """``python -m pool emulate`` as a child process; async context manager.
 
-    ``faults`` are spec strings (see :mod:`pool.standins.faults`).
+    ``faults`` are spec strings (see :mod:`pool.standins.faults`);
+    ``replica_set``, ``sharded``, ``tls`` and ``srv`` choose the MongoDB
+    topology as :class:`~pool.standins.emulator.Emulator` does. :attr:`info`
+    is the JSON the child wrote (``mongodb_uri``, ``tls_ca_file``,
+    ``mongodb_members``, ``mongodb_srv_uri``, ``dns_server``...).
     """
 
     def __init__(
@@ -36,6 +40,10 @@ class EmulatorProcess(AsyncResource):
         command_delay: float = 0.0,
         faults: list[str] | None = None,
         start_timeout: float = 60.0,
+        replica_set: int = 0,
+        sharded: int = 0,
+        tls: bool = False,
+        srv: bool = False,
     ) -> None:
         self._args = [
             "--lifetime",
@@ -43,6 +51,12 @@ class EmulatorProcess(AsyncResource):
             "--command-delay",
             str(command_delay),
         ]
+        if replica_set:
+            self._args += ["--replica-set", str(replica_set)]
+        if sharded:
+            self._args += ["--sharded", str(sharded)]
+        self._args += ["--tls"] if tls else []
+        self._args += ["--srv"] if srv else []
         for spec in faults or []:
             self._args += ["--fault", spec]
         self._start_timeout = start_timeout

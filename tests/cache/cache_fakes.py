@@ -1,10 +1,10 @@
-"""Fakes for the cache tests: a clock the test moves, and a scriptable credential source.
+"""Fakes for the cache tests: a scriptable credential source, and the fixtures.
 
-``FakeClock`` is both the cache's ``clock`` and its ``sleep``: ``sleep(d)``
-parks the caller until the test moves time past ``now + d`` with
-:meth:`FakeClock.advance`, so a test jumps hours ahead without waiting.
-``advance(..., fire=False)`` moves time without waking sleepers: a late timer,
-as in a frozen Lambda sandbox.
+The clock is :class:`tests.fakes.FakeClock`, the cache's one ``clock``: its
+``sleep(d)`` parks the caller until the test moves time past ``now + d`` with
+:meth:`~tests.fakes.FakeClock.advance`, so a test jumps hours ahead without
+waiting. ``advance(..., fire=False)`` moves time without waking sleepers: a
+late timer, as in a frozen Lambda sandbox.
 """
 
 from __future__ import annotations
@@ -17,11 +17,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
+from tests.fakes import FakeClock, settle
+
+__all__ = [
+    "SECRET_MARK",
+    "TOKEN_MARK",
+    "FakeClock",
+    "FakeSource",
+    "cache_task",
+    "make_creds",
+    "settle",
+]
 
 SECRET_MARK = "SeCrEt"
 TOKEN_MARK = "ToKeN"
@@ -38,76 +48,10 @@ def make_creds(n: int, ttl: float | None = 3600.0, *, source: str = "fake") -> C
     )
 
 
-async def settle(max_rounds: int = 10_000) -> None:
-    """Let every other task run until all are blocked (anyio's version polls every 0.1 s).
-
-    Like ``anyio.wait_all_tasks_blocked()``, but re-checks after each loop
-    iteration instead of sleeping a tenth of a second, so tests stay fast.
-    """
-    this = asyncio.current_task()
-    for _ in range(max_rounds):
-        await asyncio.sleep(0)
-        if all(_blocked(t) for t in asyncio.all_tasks() if t is not this):
-            return
-    raise AssertionError("tasks did not settle: something is spinning")
-
-
 def cache_task(name: str = "fake") -> asyncio.Task[Any]:
     """The background task of the cache over the source called ``name`` (found by task name)."""
     (task,) = [t for t in asyncio.all_tasks() if t.get_name() == f"CredentialCache({name})"]
     return task
-
-
-def _blocked(task: asyncio.Task[Any]) -> bool:
-    waiter = task._fut_waiter  # type: ignore[attr-defined]  # as anyio reads it
-    return waiter is not None and not waiter.done()
-
-
-class FakeClock:
-    """A monotonic clock and matching ``sleep`` that only move when the test says so."""
-
-    def __init__(self, start: float = 10_000.0) -> None:
-        self.now = start
-        self._timers: list[tuple[float, anyio.Event]] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        if delay <= 0:
-            await anyio.lowlevel.checkpoint()
-            return
-        timer = (self.now + delay, anyio.Event())
-        self._timers.append(timer)
-        try:
-            await timer[1].wait()
-        finally:
-            if timer in self._timers:
-                self._timers.remove(timer)
-
-    @property
-    def next_timer(self) -> float | None:
-        """When the earliest parked sleeper is due (None when nobody sleeps)."""
-        return min((t for t, _ in self._timers), default=None)
-
-    def advance(self, seconds: float, *, fire: bool = True) -> None:
-        """Move time forward; wake the sleepers now due unless ``fire`` is False."""
-        self.now += seconds
-        if fire:
-            for due, event in list(self._timers):
-                if due <= self.now:
-                    event.set()
-
-    async def run_until(self, moment: float) -> None:
-        """Move to ``moment``, firing due timers one by one and letting tasks react."""
-        while True:
-            await settle()
-            due = self.next_timer
-            if due is None or due > moment:
-                break
-            self.advance(max(0.0, due - self.now))
-        self.advance(max(0.0, moment - self.now))
-        await settle()
 
 
 class FakeSource:
@@ -168,7 +112,6 @@ def make_cache(clock: FakeClock) -> Callable[..., CredentialCache]:
 
     def build(src: Any, **kwargs: Any) -> CredentialCache:
         kwargs.setdefault("clock", clock)
-        kwargs.setdefault("sleep", clock.sleep)
         kwargs.setdefault("rng", random.Random(7))
         return CredentialCache(src, **kwargs)
 

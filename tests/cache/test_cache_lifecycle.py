@@ -141,7 +141,7 @@ async def test_a_crash_of_the_task_fails_waiters_instead_of_hanging(
 
     async with cache:
         await cache.get()
-        cache._st.accept = broken  # type: ignore[assignment,method-assign]
+        cache._machine._accept = broken  # type: ignore[assignment,method-assign]
         with pytest.raises(InvariantError, match="crashed"):
             await cache.refresh()
         with pytest.raises(InvariantError):

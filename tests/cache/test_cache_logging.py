@@ -94,7 +94,7 @@ async def test_a_failed_fetch_is_explained_once_not_twice(
                 await cache.get()
     warnings = [e for e in logs if e["log_level"] == "warning"]
     explaining = [e for e in warnings if "503 Slow Down" in repr(e)]
-    assert len(explaining) <= 1, explaining
+    assert len(explaining) == 1, explaining
     (failed,) = _events(logs, "cache.fetch.failed")
     assert failed not in explaining
     assert failed["error_class"] == "CredentialFetchError"

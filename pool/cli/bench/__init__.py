@@ -33,6 +33,13 @@ QUICK = {"samples": 25, "cache_batches": 100, "rotation_seconds": None}
 FULL = {"samples": 200, "cache_batches": 200, "rotation_seconds": None}
 
 
+#: ``--topology``: the emulator's MongoDB options (what Atlas users compare with: TLS, a set).
+TOPOLOGIES: dict[str, dict[str, Any]] = {
+    "standalone": {},
+    "replica-set-tls": {"replica_set": 3, "tls": True},
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quick", action="store_true", help="fewer samples: about a minute instead of several"
@@ -43,6 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="loopback",
         help="latency added at the endpoints: none (loopback, default) or "
         "modelled on AWS figures (aws; see the README)",
+    )
+    p.add_argument(
+        "--topology",
+        choices=sorted(TOPOLOGIES),
+        default="standalone",
+        help="the MongoDB stand-in's shape: one plaintext server, or a 3-member replica set "
+        "over TLS as on Atlas (default: standalone)",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write the tables as markdown")
@@ -64,6 +78,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "aiobotocore": version("aiobotocore"),
         "profile": args.profile,
         "quick": bool(args.quick),
+        "topology": args.topology,
     }
 
 
@@ -151,7 +166,7 @@ async def _rotation(args: argparse.Namespace, results: Any, progress: Progress) 
     _, done = progress.phase("rotation under load (both drivers)", 1)
     try:
         results.rotation, results.rotation_note = await bench_rotation(
-            quick=bool(args.quick), seconds=args.rotation_seconds
+            quick=bool(args.quick), seconds=args.rotation_seconds, **TOPOLOGIES[args.topology]
         )
         done("")
     except Exception as exc:  # shown in the table and the exit status
@@ -179,8 +194,8 @@ async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -
     results.cache = await bench_hot_path(args.cache_batches or int(preset["cache_batches"] or 0))
     done("")
     _, done = progress.phase("starting the stand-ins", 1)
-    async with EmulatorProcess(command_delay=profile.command_delay,
-                               faults=list(profile.faults)) as emulator:  # fmt: skip
+    async with EmulatorProcess(command_delay=profile.command_delay, faults=list(profile.faults),
+                               **TOPOLOGIES[args.topology]) as emulator:  # fmt: skip
         done("")
         async with BenchSetup(emulator.info) as setup:
             for env in dict.fromkeys(args.only or ENVIRONMENTS):

@@ -74,7 +74,7 @@ async def bench_handshake(
     from pymongo_auth_aws.auth import set_cached_credentials
 
     result = HandshakeResult()
-    builtin_uri = uri.rstrip("/") + "/?authMechanism=MONGODB-AWS"
+    builtin_uri = uri + ("&" if "?" in uri else "?") + "authMechanism=MONGODB-AWS"
 
     with patched_environ(setup.variables(env)):
         async with CredentialCache(setup.our_source(env), owns_source=True) as cache:

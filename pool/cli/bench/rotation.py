@@ -58,6 +58,9 @@ class Settings:
     think: float = 0.1
     window: float = 1.0
     warm_connections: int = 0  # 0: as many as workers
+    #: The MongoDB topology: members of a replica set (0: standalone), and TLS.
+    replica_set: int = 0
+    tls: bool = False
 
 
 class _Naive:
@@ -138,7 +141,9 @@ async def _sample(rec: RunLog, stop: asyncio.Event, motor: bool) -> None:
 @asynccontextmanager
 async def emulator(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """``python -m pool emulate`` in a subprocess; yields its summary (URIs, environments)."""
-    async with EmulatorProcess(command_delay=settings.command_delay) as proc:
+    async with EmulatorProcess(
+        command_delay=settings.command_delay, replica_set=settings.replica_set, tls=settings.tls
+    ) as proc:
         yield proc.info
 
 
@@ -310,7 +315,7 @@ def _shape(figures: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def bench_rotation(
-    *, quick: bool, seconds: float | None = None
+    *, quick: bool, seconds: float | None = None, replica_set: int = 0, tls: bool = False
 ) -> tuple[Figures, str | None]:
     """``({driver: {mode: R | None}}, note)``; the note explains anything not measured.
 
@@ -319,7 +324,9 @@ async def bench_rotation(
     Starts its own stand-ins (``python -m pool emulate``).
     """
     length = seconds or (QUICK_SECONDS if quick else FULL_SECONDS)
-    settings = Settings(seconds=length, rotate_every=min(2.0, length / 3))
+    settings = Settings(
+        seconds=length, rotate_every=min(2.0, length / 3), replica_set=replica_set, tls=tls
+    )
     raw = await run_benchmark(BENCH_DRIVERS, MODES, settings)
     shaped: Figures = {d: {m: _shape(raw.get(d, {}).get(m)) for m in MODES} for d in BENCH_DRIVERS}
     return shaped, (

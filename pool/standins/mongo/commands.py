@@ -4,12 +4,15 @@
 document, synchronously (mongomock and SigV4 verification are CPU-light; no
 I/O happens here). Latency, faults and the socket live in :mod:`.server`.
 
-The server presents itself as a MongoDB 7.0 standalone (wire version 21):
-sessions work (``lsid``, ``$clusterTime``, ``$readPreference``, ``autocommit``
-are accepted and ignored), but like a standalone mongod it refuses any command
-carrying ``txnNumber`` (transactions; drivers do not use retryable writes on a
-standalone) with code 20, which is right because mongomock cannot roll back.
-It never advertises ``topologyVersion`` (no awaitable hello) nor ``compression``.
+The server presents itself as a MongoDB 7.0 server (wire version 21). What
+kind is its :class:`~.topology.Role`'s business: by default a standalone,
+where sessions work (``lsid``, ``$clusterTime``, ``$readPreference`` are
+accepted and ignored) but, like a standalone mongod, any command carrying
+``txnNumber`` is refused with code 20 (drivers use neither retryable writes
+nor transactions on a standalone). A replica-set member or a router accepts
+them and hands them to the deployment's :class:`~.sessions.Sessions`. The
+role also refuses what a secondary refuses and adds the topology fields to
+``hello``. ``compression`` is never advertised.
 
 Not thread-safe: used from the server's event loop only. ``users`` may be
 replaced or mutated from another thread between commands (single dict reads).
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,8 @@ from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo import catalog, crud
 from pool.standins.mongo.auth import MECHANISM, AuthFailure, AwsConversation
 from pool.standins.mongo.errors import CommandError, error_reply
+from pool.standins.mongo.sessions import Sessions
+from pool.standins.mongo.topology import Role, StandaloneRole
 from pool.standins.mongo.wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
 
 __all__ = ["ConnectionState", "Dispatcher", "MongoStats"]
@@ -54,6 +59,8 @@ _UNAUTHENTICATED_OK = frozenset(
     }
 )
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
+#: A command a deployment adds (``replSetStepDown``...): (connection, request) -> reply.
+AdminCommand = Callable[["ConnectionState", Request], dict[str, Any]]
 _AUTH_FAILED = error_reply(18, "Authentication failed.")
 
 
@@ -68,11 +75,16 @@ class MongoStats:
 
     connections_opened: int = 0
     connections_open: int = 0
+    #: The most connections open at once since start (or since a test reset it).
+    connections_peak: int = 0
     auth_successes: int = 0
     auth_failures: Counter[str] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
     sts_calls: int = 0
     protocol_errors: int = 0
+    tls_failures: int = 0
+    #: Awaitable hellos received (each opens a stream: PyMongo's streaming monitor).
+    awaited_hellos: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -80,11 +92,14 @@ class MongoStats:
         return {
             "connections_opened": self.connections_opened,
             "connections_open": self.connections_open,
+            "connections_peak": self.connections_peak,
             "auth_successes": self.auth_successes,
             "auth_failures": dict(self.auth_failures),
             "commands": dict(self.commands),
             "sts_calls": self.sts_calls,
             "protocol_errors": self.protocol_errors,
+            "tls_failures": self.tls_failures,
+            "awaited_hellos": self.awaited_hellos,
             "faults_fired": dict(self.faults_fired),
         }
 
@@ -117,8 +132,13 @@ class Dispatcher:
         storage: crud.Storage,
         stats: MongoStats,
         require_auth: bool,
+        role: Role | None = None,
+        sessions: Sessions | None = None,
+        commands: Mapping[str, AdminCommand] | None = None,
     ) -> None:
         self.authority = authority
+        self.role = role if role is not None else StandaloneRole()
+        self.sessions = sessions
         self.users = users
         self.sts_host = sts_host
         self.storage = storage
@@ -135,6 +155,7 @@ class Dispatcher:
             "connectionStatus": self._connection_status,
             "saslStart": self._sasl_start,
             "saslContinue": self._sasl_continue,
+            **(commands or {}),
         }
         self._storage_handlers = crud.HANDLERS | catalog.HANDLERS
 
@@ -153,13 +174,39 @@ class Dispatcher:
         self.stats.commands[name] += 1
         if self.require_auth and conn.user is None and name not in _UNAUTHENTICATED_OK:
             return error_reply(13, f"command {name} requires authentication")
-        if "txnNumber" in request.body or name in _TRANSACTION_COMMANDS:
-            # What a standalone mongod answers; mongomock could not roll back anyway.
-            return error_reply(
-                20, "Transaction numbers are only allowed on a replica set member or mongos"
-            )
+        body = request.body
+        sessions = None
+        if "txnNumber" in body or name in _TRANSACTION_COMMANDS or body.get("autocommit") is False:
+            if self.sessions is None or not self.role.sessions:
+                # What a standalone mongod answers; mongomock could not roll back anyway.
+                return error_reply(
+                    20, "Transaction numbers are only allowed on a replica set member or mongos"
+                )
+            sessions = self.sessions
+
+        def execute(storage: crud.Storage) -> dict[str, Any]:
+            return self._guarded(conn, name, lambda: self._invoke(conn, request, name, storage))
+
+        return self._guarded(conn, name, lambda: self._checked(name, body, sessions, execute))
+
+    def _checked(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        sessions: Sessions | None,
+        execute: Callable[[crud.Storage], dict[str, Any]],
+    ) -> dict[str, Any]:
+        self.role.check(name, body)
+        if sessions is not None:
+            return sessions.run(name, body, execute)
+        return execute(self.storage)
+
+    def _guarded(
+        self, conn: ConnectionState, name: str, call: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``call()``, with every failure turned into mongod's error reply."""
         try:
-            return self._invoke(conn, request, name)
+            return call()
         except CommandError as exc:
             return exc.reply()
         except OperationFailure as exc:  # mongomock reports with PyMongo's errors
@@ -172,7 +219,9 @@ class Dispatcher:
             log.exception("mongo.command_crashed", command=name, conn=conn.id)
             return error_reply(1, f"internal error in the stand-in: {type(exc).__name__}")
 
-    def _invoke(self, conn: ConnectionState, request: Request, name: str) -> dict[str, Any]:
+    def _invoke(
+        self, conn: ConnectionState, request: Request, name: str, storage: crud.Storage
+    ) -> dict[str, Any]:
         admin = self._admin.get(name)
         if admin is not None:
             return admin(conn, request)
@@ -180,7 +229,7 @@ class Dispatcher:
         if handler is None:
             raise CommandError(59, f"no such command: '{name}'")
         assert request.db is not None
-        return handler(self.storage, crud.Invocation(name, request.db, request.body, conn.user))
+        return handler(storage, crud.Invocation(name, request.db, request.body, conn.user))
 
     # -- handshake -------------------------------------------------------
 
@@ -191,9 +240,8 @@ class Dispatcher:
                 186, "The client metadata document may only be sent in the first hello"
             )
         conn.handshake_done = True
-        primary_key = "isWritablePrimary" if canonical_name(request) == "hello" else "ismaster"
         reply: dict[str, Any] = {
-            primary_key: True,
+            **self.role.hello_fields(legacy=canonical_name(request) != "hello"),
             "maxBsonObjectSize": MAX_BSON_OBJECT_SIZE,
             "maxMessageSizeBytes": MAX_MESSAGE_SIZE,
             "maxWriteBatchSize": MAX_WRITE_BATCH_SIZE,

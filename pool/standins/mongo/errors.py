@@ -23,6 +23,7 @@ CODE_NAMES: dict[int, str] = {
     27: "IndexNotFound",
     40: "ConflictingUpdateOperators",
     43: "CursorNotFound",
+    112: "WriteConflict",
     48: "NamespaceExists",
     50: "MaxTimeMSExpired",
     59: "CommandNotFound",
@@ -39,6 +40,10 @@ CODE_NAMES: dict[int, str] = {
     352: "UnsupportedOpQueryCommand",
     462: "IngressRequestRateLimitExceeded",
     10107: "NotWritablePrimary",
+    225: "TransactionTooOld",
+    251: "NoSuchTransaction",
+    256: "TransactionCommitted",
+    263: "OperationNotSupportedInTransaction",
     11000: "DuplicateKey",
     11600: "InterruptedAtShutdown",
     11602: "InterruptedDueToReplStateChange",
@@ -50,14 +55,23 @@ CODE_NAMES: dict[int, str] = {
 class CommandError(Exception):
     """A command failed; becomes an ``ok: 0`` reply, the connection stays open."""
 
-    def __init__(self, code: int, errmsg: str, *, labels: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        code: int,
+        errmsg: str,
+        *,
+        labels: tuple[str, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(errmsg)
         self.code = code
         self.errmsg = errmsg
         self.labels = labels
+        #: More reply fields (``topologyVersion`` on a state-change error, as mongod sends).
+        self.extra = extra or {}
 
     def reply(self) -> dict[str, Any]:
-        return error_reply(self.code, self.errmsg, labels=self.labels)
+        return error_reply(self.code, self.errmsg, labels=self.labels) | self.extra
 
 
 def error_reply(code: int, errmsg: str, *, labels: tuple[str, ...] = ()) -> dict[str, Any]:

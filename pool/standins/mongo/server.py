@@ -15,9 +15,11 @@ synchronous ``MongoClient`` through ``anyio.to_thread``, say).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import ssl
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import mongomock
@@ -28,9 +30,17 @@ from pool.errors import ConfigurationError, PoolClosedError
 from pool.standins.authority import CredentialAuthority
 from pool.standins.faults import FaultInjector
 from pool.standins.mongo.auth import validate_sts_host
-from pool.standins.mongo.commands import ConnectionState, Dispatcher, MongoStats, canonical_name
+from pool.standins.mongo.commands import (
+    AdminCommand,
+    ConnectionState,
+    Dispatcher,
+    MongoStats,
+    canonical_name,
+)
 from pool.standins.mongo.crud import Storage
 from pool.standins.mongo.errors import error_reply
+from pool.standins.mongo.sessions import Sessions
+from pool.standins.mongo.topology import Role
 from pool.standins.mongo.wire import (
     MAX_MESSAGE_SIZE,
     Request,
@@ -56,6 +66,12 @@ class MongoStandIn(AsyncResource):
     name. ``command_delay`` seconds are added before every command,
     handshake and authentication included, like network latency to Atlas.
     With ``require_auth=False`` every command runs unauthenticated.
+
+    The members of a replica set or the routers of a sharded cluster
+    (:mod:`.cluster`) are MongoStandIns sharing ``storage`` and ``sessions``
+    and each given a ``role`` (:mod:`.topology`); ``commands`` adds
+    deployment commands (``replSetStepDown``...). Alone, a server owns its
+    storage and is a standalone.
     :attr:`stats` (:class:`~.commands.MongoStats`) counts connections,
     authentications (failures by reason), STS calls and commands by name.
 
@@ -72,6 +88,10 @@ class MongoStandIn(AsyncResource):
         require_auth: bool = True,
         command_delay: float = 0.0,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        role: Role | None = None,
+        storage: Storage | None = None,
+        sessions: Sessions | None = None,
+        commands: Mapping[str, AdminCommand] | None = None,
     ) -> None:
         if command_delay < 0:
             raise ConfigurationError(f"command_delay must be >= 0 seconds, got {command_delay}")
@@ -82,7 +102,8 @@ class MongoStandIn(AsyncResource):
         self.command_delay = command_delay
         self.max_message_size = max_message_size
         self.stats = MongoStats()
-        self._storage = Storage()
+        self._owns_storage = storage is None
+        self._storage = storage if storage is not None else Storage()
         self._dispatcher = Dispatcher(
             authority=authority,
             users=dict(users) if users is not None else {authority.default_role_arn: "app"},
@@ -90,7 +111,17 @@ class MongoStandIn(AsyncResource):
             storage=self._storage,
             stats=self.stats,
             require_auth=require_auth,
+            role=role,
+            sessions=sessions,
+            commands=commands,
         )
+        self.role = self._dispatcher.role
+        #: While set, new connections are aborted at once (a member that is down).
+        self.refusing = False
+        #: Set by a cluster: applies ``stepdown``/``down`` faults (server, kind, seconds).
+        self.on_topology_fault: Callable[[MongoStandIn, str, float], None] | None = None
+        self.tls = False
+        self._tls_context: ssl.SSLContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[int, tuple[asyncio.StreamWriter, asyncio.Task[Any]]] = {}
         self._conn_ids = itertools.count(1)
@@ -105,12 +136,22 @@ class MongoStandIn(AsyncResource):
             await self.start()
         return self
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0: any free port); return :attr:`uri`."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> str:
+        """Listen on ``host:port`` (0: any free port); return :attr:`uri`.
+
+        With ``tls`` (a server-side context, :mod:`.tls`) every connection is TLS.
+        """
         if self._closed:
             raise PoolClosedError("this MongoStandIn is closed; create a new one")
         if self._server is not None:
             raise ConfigurationError(f"MongoStandIn already listening at {self.uri}")
+        self.tls = tls is not None
+        self._tls_context = tls
+        # TLS is started per connection in _serve, so that a failed handshake
+        # is counted and closes that connection quietly (asyncio's own
+        # ssl= path logs it as a loop error).
         self._server = await asyncio.start_server(self._serve, host, port)
         sockname = self._server.sockets[0].getsockname()
         self._address = (sockname[0], sockname[1])
@@ -133,7 +174,8 @@ class MongoStandIn(AsyncResource):
         await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
-        self._storage.close()
+        if self._owns_storage:
+            self._storage.close()
         log.info("mongo.closed", connections_opened=self.stats.connections_opened)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
@@ -155,14 +197,24 @@ class MongoStandIn(AsyncResource):
 
     @property
     def uri(self) -> str:
-        """``mongodb://HOST:PORT/``, without credentials."""
+        """``mongodb://HOST:PORT/``, without credentials (``?tls=true`` when TLS)."""
+        return f"mongodb://{self.host_port}/" + ("?tls=true" if self.tls else "")
+
+    @property
+    def host_port(self) -> str:
+        """``HOST:PORT`` as it appears in a URI or in ``hello``'s ``hosts``."""
         host, port = self.address
-        return f"mongodb://{f'[{host}]' if ':' in host else host}:{port}/"
+        return f"{f'[{host}]' if ':' in host else host}:{port}"
 
     @property
     def users(self) -> dict[str, str]:
         """The live IAM ARN -> database user map; edit it to (un)map roles."""
         return self._dispatcher.users
+
+    @users.setter
+    def users(self, users: dict[str, str]) -> None:
+        """Replace the map by ``users`` itself (not a copy): a cluster's servers share one."""
+        self._dispatcher.users = users
 
     @property
     def storage(self) -> mongomock.MongoClient[dict[str, Any]]:
@@ -194,7 +246,7 @@ class MongoStandIn(AsyncResource):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if self._closed or task is None:
+        if self._closed or self.refusing or task is None:
             writer.transport.abort()
             return
         peer = writer.get_extra_info("peername")
@@ -202,7 +254,10 @@ class MongoStandIn(AsyncResource):
         self._connections[conn.id] = (writer, task)
         self.stats.connections_opened += 1
         self.stats.connections_open += 1
+        self.stats.connections_peak = max(self.stats.connections_peak, self.stats.connections_open)
         try:
+            if self._tls_context is not None and not await self._start_tls(writer):
+                return
             await self._serve_connection(conn, reader, writer)
         except WireProtocolError as exc:
             self.stats.protocol_errors += 1
@@ -215,6 +270,18 @@ class MongoStandIn(AsyncResource):
             self._connections.pop(conn.id, None)
             self.stats.connections_open -= 1
             writer.close()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """The server side of the TLS handshake; False (counted, logged) when it fails."""
+        assert self._tls_context is not None
+        try:
+            await writer.start_tls(self._tls_context, ssl_handshake_timeout=10.0)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            self.stats.tls_failures += 1
+            log.info("mongo.tls_handshake_failed", error=type(exc).__name__)
+            writer.transport.abort()
+            return False
+        return True
 
     async def _serve_connection(
         self, conn: ConnectionState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -229,12 +296,56 @@ class MongoStandIn(AsyncResource):
                 return  # "drop"
             if self.command_delay:
                 await asyncio.sleep(self.command_delay)
+            if reply is None and _awaitable_hello(request):
+                if not await self._stream_hello(conn, request, reader, writer):
+                    return
+                continue
             if reply is None:
                 reply = self._dispatcher.run(conn, request)
             if request.more_to_come:
                 continue  # the client asked for no answer (w=0)
             writer.write(self._encode(request, reply))
             await writer.drain()
+
+    async def _stream_hello(
+        self,
+        conn: ConnectionState,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Awaitable hello: answer on a topology change or after ``maxAwaitTimeMS``.
+
+        With the exhaust flag (PyMongo's streaming monitor), go on answering
+        with ``moreToCome`` set, each time the topology changes or the wait
+        passes, until the client closes the connection. Without it, answer
+        once and go back to reading requests (return True; False: the connection is over).
+        """
+        self.stats.awaited_hellos += 1
+        max_await = max(0.0, float(request.body.get("maxAwaitTimeMS", 0)) / 1000)
+        while True:
+            # Nothing may arrive while a hello waits; a read that returns is the end.
+            eof = asyncio.ensure_future(reader.read(1))
+            wait = asyncio.ensure_future(
+                self.role.wait_for_change(request.body.get("topologyVersion"), max_await)
+            )
+            try:
+                await asyncio.wait({wait, eof}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wait.cancel()
+                eof.cancel()
+                # Let the cancelled read finish before anyone reads this stream again.
+                await asyncio.wait({wait, eof})
+            if eof.done() and not eof.cancelled():
+                return False  # closed by the client (or bytes mid-stream: a protocol error)
+            reply = self._dispatcher.run(conn, request)
+            stream = request.exhaust_allowed and reply.get("ok") == 1.0
+            writer.write(self._encode(request, reply, more_to_come=stream))
+            await writer.drain()
+            if not stream:
+                return True
+            body = {**request.body, "topologyVersion": reply["topologyVersion"]}
+            request = dataclasses.replace(request, body=body)
 
     async def _apply_faults(
         self, request: Request, reader: asyncio.StreamReader
@@ -253,6 +364,12 @@ class MongoStandIn(AsyncResource):
                     f"injected throttle on {name}",
                     labels=("SystemOverloadedError", "RetryableError"),
                 )
+            elif fault.kind in ("stepdown", "down"):
+                if self.on_topology_fault is None:
+                    return error_reply(20, f"fault {fault.kind} needs a replica set")
+                self.on_topology_fault(self, fault.kind, fault.delay)
+                if fault.kind == "down":
+                    return "drop"
             elif fault.kind == "hang":
                 # Swallow whatever arrives until the client gives up and closes.
                 while await reader.read(65536):
@@ -262,12 +379,24 @@ class MongoStandIn(AsyncResource):
                 return "drop"
         return None
 
-    def _encode(self, request: Request, reply: dict[str, Any]) -> bytes:
+    def _encode(
+        self, request: Request, reply: dict[str, Any], *, more_to_come: bool = False
+    ) -> bytes:
         response_id = next(self._response_ids)
         try:
-            return encode_reply(request, reply, response_id)
+            return encode_reply(request, reply, response_id, more_to_come=more_to_come)
         except Exception as exc:  # e.g. a document mongomock cannot round-trip
             log.warning("mongo.reply_unencodable", error=type(exc).__name__)
             return encode_reply(
                 request, error_reply(1, f"reply not encodable: {type(exc).__name__}"), response_id
             )
+
+
+def _awaitable_hello(request: Request) -> bool:
+    """A monitor's awaitable hello: ``topologyVersion`` and ``maxAwaitTimeMS`` (MongoDB 4.4+)."""
+    body = request.body
+    return (
+        canonical_name(request) in ("hello", "isMaster")
+        and "topologyVersion" in body
+        and "maxAwaitTimeMS" in body
+    )

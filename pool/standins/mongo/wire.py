@@ -218,14 +218,20 @@ def _parse_op_query(request_id: int, data: memoryview) -> Request:
     return Request(request_id, OP_QUERY, query, db if sep and coll == "$cmd" else None)
 
 
-def encode_reply(request: Request, doc: dict[str, Any], response_id: int) -> bytes:
-    """Encode ``doc`` as the reply to ``request`` (OP_MSG, or OP_REPLY for OP_QUERY)."""
+def encode_reply(
+    request: Request, doc: dict[str, Any], response_id: int, *, more_to_come: bool = False
+) -> bytes:
+    """Encode ``doc`` as the reply to ``request`` (OP_MSG, or OP_REPLY for OP_QUERY).
+
+    ``more_to_come`` sets the OP_MSG flag that tells the client more replies
+    follow without a request (the awaitable ``hello`` stream).
+    """
     encoded = bson.encode(doc)
     if request.op_code == OP_QUERY:
         body = _OP_REPLY_PREFIX.pack(0, 0, 0, 1) + encoded
         op_code = OP_REPLY
     else:
-        body = _UINT32.pack(0) + b"\x00" + encoded
+        body = _UINT32.pack(_MORE_TO_COME if more_to_come else 0) + b"\x00" + encoded
         op_code = OP_MSG
     header = _HEADER.pack(_HEADER.size + len(body), response_id, request.request_id, op_code)
     return header + body
