@@ -213,3 +213,21 @@ async def test_silent_server_is_a_timeout(driver: str, source: MintingSource) ->
         await server.wait_closed()
     assert isinstance(exc, ServerUnreachableError) and exc.reason == "timeout", str(exc)
     assert "IP access list" in str(exc)
+
+
+async def test_untrusted_certificate_is_named_tls(
+    driver: str, authority: CredentialAuthority, source: MintingSource
+) -> None:
+    """A TLS server whose CA the client does not trust: ServerUnreachableError(tls), fast."""
+    from pool.standins.mongo.tls import TlsMaterial
+
+    material = TlsMaterial()
+    server = MongoStandIn(authority)
+    try:
+        await server.start(tls=material.server_context())
+        exc = await start_error(server.uri, source, driver, **SLOW)  # no tlsCAFile
+    finally:
+        await server.aclose()
+        material.close()
+    assert isinstance(exc, ServerUnreachableError) and exc.reason == "tls", str(exc)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate" in str(exc)
