@@ -5,7 +5,8 @@ Lambda cold-start path (environment variables) must stay cheap.
 """
 
 from pool import sources as sources
-from pool.cache import CredentialCache, Subscription
+from pool._internal.scrub import set_log_scrubbing
+from pool.cache import CredentialCache, Fleet, Subscription
 from pool.client_pool import ClientPool
 from pool.credentials import Credentials
 from pool.errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "Credentials",
     "CredentialsExpiredError",
     "CredentialsRefusedError",
+    "Fleet",
     "InvariantError",
     "NoAwsEnvironmentError",
     "NoCredentialsFoundError",
@@ -45,4 +47,5 @@ __all__ = [
     "Subscription",
     "WarmupError",
     "__version__",
+    "set_log_scrubbing",
 ]

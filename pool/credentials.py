@@ -8,6 +8,7 @@ from typing import Any
 
 from pool._internal.clock import SYSTEM_CLOCK
 from pool._internal.log import key_hint
+from pool._internal.scrub import register_secret
 from pool.errors import ConfigurationError
 
 __all__ = ["Credentials"]
@@ -60,6 +61,7 @@ class Credentials:
         else:
             ttl = None
             deadline = None
+        register_secret(self.secret_access_key, self.session_token)  # scrubbed from every log
         object.__setattr__(self, "ttl_at_fetch", ttl)
         object.__setattr__(self, "monotonic_deadline", deadline)
 
@@ -105,6 +107,8 @@ class Credentials:
 
         Credentials go to the driver as keyword options, never into a URI string.
         """
+        # In use again: keep its secrets among the most recent in the bounded registry.
+        register_secret(self.secret_access_key, self.session_token)
         opts: dict[str, Any] = {
             "username": self.access_key_id,
             "password": self.secret_access_key,

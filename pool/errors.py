@@ -61,11 +61,31 @@ class NoCredentialsFoundError(CredentialError, ConfigurationError):
         super().__init__(message)
 
 
+#: Error codes AWS services answer with when a caller must slow down (STS's
+#: Query API ``Throttling``, the JSON APIs' ``ThrottlingException``, EC2's
+#: ``RequestLimitExceeded``...); HTTP 429 (IMDS, the ECS and Pod Identity
+#: agents) means the same.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+    }
+)
+
+
 class CredentialFetchError(CredentialError):
     """A credential source failed to return credentials.
 
     ``retryable`` tells whether trying again later may succeed (timeouts, 5xx,
-    throttling) or not (access denied, invalid token, malformed response).
+    throttling) or not (access denied, invalid token, malformed response);
+    ``throttled`` whether the endpoint asked to slow down (the cache then
+    backs off longer).
     ``source`` is the short name of the source (``"ecs"``, ``"ec2"`` ...).
     """
 
@@ -83,6 +103,11 @@ class CredentialFetchError(CredentialError):
         self.retryable = retryable
         self.status = status
         self.code = code
+
+    @property
+    def throttled(self) -> bool:
+        """The endpoint said "slow down" (HTTP 429 or a throttling code): back off longer."""
+        return self.status == 429 or self.code in THROTTLING_CODES
 
 
 class NoAwsEnvironmentError(NoCredentialsFoundError, CredentialFetchError):

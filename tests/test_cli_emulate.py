@@ -102,3 +102,69 @@ def test_pymongo_own_lookup_through_printed_variables(emulate, monkeypatch) -> N
     finally:
         client.close()
         pymongo_auth_aws.auth.set_cached_credentials(None)
+
+
+def test_emulate_json_is_private(tmp_path: Path) -> None:
+    """The JSON (container token, Lambda keys) is written 0600, even over a 0644 file."""
+    import stat
+
+    from pool.cli.emulate import write_private
+
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, '{"token": "x"}\n')
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == '{"token": "x"}\n'
+    fresh = tmp_path / "fresh.json"
+    write_private(fresh, "{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_emulate_writes_its_json_0600(emulate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`python -m pool emulate --json F` leaves F readable by its owner only."""
+    import stat
+
+    assert stat.S_IMODE((tmp_path / "emulate.json").stat().st_mode) == 0o600
+
+
+def test_emulate_rate_limit_throttles_and_stats_count(tmp_path: Path) -> None:
+    """--rate-limit sts=1:1 answers STS's Throttling once over; --stats writes per-second counts."""
+    import urllib.error
+    import urllib.request
+
+    out, stats = tmp_path / "emulate.json", tmp_path / "stats.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pool", "emulate", "--json", str(out), "--stats", str(stats),
+         "--rate-limit", "sts=0.001:1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        info = wait_for_file(out, proc)
+        url = info["sts_endpoint"] + "/?Action=GetCallerIdentity&Version=2011-06-15"
+        bodies = []
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        for _ in range(2):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                direct.open(url, timeout=10)
+            bodies.append((err.value.code, err.value.read().decode()))
+        assert "<Code>Throttling</Code>" not in bodies[0][1]
+        assert bodies[1][0] == 400 and "<Code>Throttling</Code>" in bodies[1][1]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    counts = json.loads(stats.read_text())["aws"]
+    assert sum(counts["calls"]["sts"].values()) == 2
+    assert sum(counts["throttled"]["sts"].values()) == 1
+
+
+def test_emulate_refuses_a_bad_rate_limit() -> None:
+    """A malformed --rate-limit spec exits with status 2 and says the expected form."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pool", "emulate", "--rate-limit", "sts"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2 and "TARGET[:OPERATION]=RATE[:BURST]" in done.stderr

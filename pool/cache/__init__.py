@@ -15,5 +15,6 @@
 from pool.cache.cache import CredentialCache
 from pool.cache.fanout import Subscription
 from pool.cache.status import CacheStatus, ErrorStatus
+from pool.cache.windows import Fleet
 
-__all__ = ["CacheStatus", "CredentialCache", "ErrorStatus", "Subscription"]
+__all__ = ["CacheStatus", "CredentialCache", "ErrorStatus", "Fleet", "Subscription"]

@@ -66,6 +66,9 @@ class CredentialCache(AsyncResource):
     read on (tests pass a fake). ``owns_source`` closes the source (its
     ``aclose()``) when the cache closes. ``subscriber_buffer`` is how many
     undelivered sets each subscriber keeps (the newest; the oldest is dropped).
+    ``fleet`` (:class:`pool.Fleet`) spreads the first fetch, the refresh points
+    and the retries of a process that is one of many sharing a credential
+    service's rate limit; throttled answers back off longer in any case.
 
     Lifetime (:mod:`pool._internal.resource`'s rule): ``await cache.start()``
     or ``async with cache:`` starts the task, and the first fetch begins at
@@ -92,6 +95,7 @@ class CredentialCache(AsyncResource):
         rng: random.Random | None = None,
         owns_source: bool = False,
         subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
+        fleet: w.Fleet | None = None,
     ) -> None:
         if not callable(getattr(source, "fetch", None)):
             raise ConfigurationError(
@@ -102,7 +106,7 @@ class CredentialCache(AsyncResource):
             raise ConfigurationError("subscriber_buffer must be at least 1")
         policy = Policy(
             advisory_window, mandatory_window, jitter, backoff_initial, backoff_max,
-            same_credentials_retry,
+            same_credentials_retry, fleet,
         )  # fmt: skip
         self._source = source
         self._name = source_name(source)
@@ -114,10 +118,12 @@ class CredentialCache(AsyncResource):
         self._owns_source = owns_source
         self._fanout = Fanout(subscriber_buffer)
         self._log = _log.bind(source=self._name)
-        self._machine = RefreshMachine(policy, self._name, rng or random.Random(), self._log)
+        rng = rng or random.Random()
+        self._machine = RefreshMachine(policy, self._name, rng, self._log)
         self._runner = RefreshTask(
-            source, self._machine, clock=self._clock, log=self._log, publish=self._fanout.publish
-        )
+            source, self._machine, clock=self._clock, log=self._log, publish=self._fanout.publish,
+            startup_delay=w.startup_delay(fleet, rng),
+        )  # fmt: skip
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -39,9 +39,23 @@ def windows_for(remaining: float, policy: Policy) -> w.Windows:
     return w.windows_for(remaining, policy.advisory, policy.mandatory)
 
 
-def refresh_point(deadline: float, windows: w.Windows, policy: Policy, rng: random.Random) -> float:
-    """The jittered refresh point of a set expiring at ``deadline``."""
-    return w.refresh_point(deadline, windows, policy.jitter, rng)
+def refresh_point(
+    now: float,
+    deadline: float,
+    windows: w.Windows,
+    policy: Policy,
+    rng: random.Random,
+    *,
+    first: bool,
+) -> float:
+    """The jittered refresh point of a set that arrived at ``now``, expiring at ``deadline``.
+
+    With ``policy.fleet`` it is spread as :func:`pool.cache.windows.spread_refresh_point`
+    says (``first``: the cache's first set); without, :func:`pool.cache.windows.refresh_point`.
+    """
+    return w.spread_refresh_point(
+        now, deadline, windows, policy.jitter, rng, policy.fleet, first=first
+    )
 
 
 def same_delay(streak: int, policy: Policy, windows: w.Windows, rng: random.Random) -> float:
@@ -50,10 +64,25 @@ def same_delay(streak: int, policy: Policy, windows: w.Windows, rng: random.Rand
 
 
 def failure_delay(
-    error: PoolError, attempt: int, policy: Policy, entry: Entry | None, rng: random.Random
+    error: PoolError,
+    attempt: int,
+    policy: Policy,
+    entry: Entry | None,
+    rng: random.Random,
+    now: float = -math.inf,
 ) -> float:
-    """The delay before retrying after failure number ``attempt`` (full jitter, capped)."""
-    cap = w.backoff_cap(policy.backoff_max, entry.lifetime if entry is not None else None)
+    """The delay before retrying after failure number ``attempt`` (full jitter, capped).
+
+    A throttled answer (``error.throttled``) backs off longer and never at once
+    (:func:`pool.cache.windows.throttled_delay`). The cap grows to
+    ``policy.fleet.retry_spread`` while valid credentials are served outside
+    the mandatory window (``now``).
+    """
+    serving = entry is not None and now < min(entry.valid_until, entry.mandatory_at)
+    lifetime = entry.lifetime if entry is not None else None
+    cap = w.retry_cap(policy.backoff_max, lifetime, policy.fleet, serving=serving)
+    if getattr(error, "throttled", False):
+        return w.throttled_delay(attempt, policy.backoff_initial, cap, rng)
     if getattr(error, "retryable", False):
         return backoff_delay(attempt, min(policy.backoff_initial, cap), cap, rng)
     return w.non_retryable_delay(cap, rng)
@@ -92,17 +121,22 @@ def log_failure(
     now: float,
     duration_ms: float,
 ) -> None:
-    """Log what the cache decided after a failed fetch: the class only, no message text.
+    """Log what the cache decided after a failed fetch.
 
-    The source logs the failure itself (built-in sources, with the reason); a
-    custom source's text is not ours to vouch for.
+    A built-in source logs the failure itself, with the reason. A foreign
+    exception (a custom source's RuntimeError, wrapped by as_pool_error) was
+    logged by nobody: its redacted message (the wrapper's text) goes here, or
+    the operator cannot diagnose it.
     """
     valid_for = entry.valid_until - now if entry is not None else -math.inf
+    cause = error.__cause__
     log.warning(
         "cache.fetch.failed",
         error_class=type(error).__name__,
-        cause_class=type(error.__cause__).__name__ if error.__cause__ else None,
+        cause_class=type(cause).__name__ if cause else None,
+        reason=str(error) if cause is not None and not isinstance(cause, PoolError) else None,
         retryable=bool(getattr(error, "retryable", False)),
+        throttled=bool(getattr(error, "throttled", False)),
         consecutive=consecutive,
         retry_in_s=finite(at - now),
         serving_current=valid_for > 0,

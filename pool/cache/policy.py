@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pool.cache.windows import Fleet
 from pool.errors import ConfigurationError
 
 __all__ = ["Policy"]
@@ -20,6 +21,7 @@ class Policy:
     backoff_initial: float
     backoff_max: float
     same_retry: float
+    fleet: Fleet | None = None  # a process of a fleet sharing a rate limit (windows.Fleet)
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -39,9 +41,14 @@ class Policy:
             )
         if not 0 <= self.jitter <= 1:
             raise ConfigurationError(f"jitter must be between 0 and 1; got {self.jitter}")
-        if not (0 < self.backoff_initial <= self.backoff_max and math.isfinite(self.backoff_max)):
+        if not 0 < self.backoff_initial < math.inf:
             raise ConfigurationError(
-                "backoff_initial and backoff_max must be finite with 0 < initial <= max"
+                f"backoff_initial must be a positive number of seconds; got {self.backoff_initial}"
+            )
+        if not self.backoff_initial <= self.backoff_max < math.inf:
+            raise ConfigurationError(
+                f"backoff_max must be finite and >= backoff_initial ({self.backoff_initial} s); "
+                f"got {self.backoff_max}"
             )
         if not (self.same_retry > 0 and math.isfinite(self.same_retry)):
             raise ConfigurationError("same_credentials_retry must be a positive number of seconds")

@@ -354,7 +354,8 @@ class RefreshMachine:
             return False
         refresh_at = math.inf
         if windows is not None:
-            refresh_at = oc.refresh_point(deadline, windows, p, self.rng)
+            first = self.sets == 0
+            refresh_at = oc.refresh_point(now, deadline, windows, p, self.rng, first=first)
         self.entry = Entry(creds, deadline, remaining, windows, refresh_at)
         self.sets += 1
         self.consecutive_failures = self.same_streak = 0
@@ -384,7 +385,9 @@ class RefreshMachine:
         self.consecutive_failures += 1
         self.last_error, self.last_traceback = error, error.__traceback__
         entry = self.entry
-        delay = oc.failure_delay(error, self.consecutive_failures, self.policy, entry, self.rng)
+        delay = oc.failure_delay(
+            error, self.consecutive_failures, self.policy, entry, self.rng, now
+        )
         at, backing_off = now + delay, True
         if entry is not None and now < entry.valid_until:
             if now < entry.refresh_at:

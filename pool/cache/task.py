@@ -52,9 +52,11 @@ class RefreshTask:
         clock: Clock,
         log: Any,
         publish: Callable[[Credentials], None],
+        startup_delay: float = 0.0,
     ) -> None:
         self._source, self._m, self._log, self._publish = source, machine, log, publish
         self._clock = clock
+        self._startup_delay = startup_delay  # a fleet's spread first fetch (windows.Fleet)
         self.task: asyncio.Task[None] | None = None
         self._sleep_scope: anyio.CancelScope | None = None
 
@@ -83,6 +85,9 @@ class RefreshTask:
     async def _run(self) -> None:
         failure: Exception | None = None
         try:
+            if self._startup_delay > 0:
+                # Not the nudgeable sleep: callers wait for the spread first fetch.
+                await self._clock.sleep(self._startup_delay)
             while (step := self._m.next_step(self._clock.monotonic())) is not None:
                 if isinstance(step, Sleep):
                     await self._sleep_until_woken(step.seconds)

@@ -37,13 +37,19 @@ __all__ = [
     "DEFAULT_BACKOFF_MAX",
     "DEFAULT_JITTER",
     "DEFAULT_SAME_CREDENTIALS_RETRY",
+    "THROTTLED_BACKOFF_INITIAL",
+    "Fleet",
     "Windows",
     "advisory_for",
     "backoff_cap",
     "mandatory_for",
     "non_retryable_delay",
     "refresh_point",
+    "retry_cap",
     "same_credentials_delay",
+    "spread_refresh_point",
+    "startup_delay",
+    "throttled_delay",
     "windows_for",
 ]
 
@@ -58,6 +64,10 @@ DEFAULT_BACKOFF_MAX = 60.0
 #: First retry delay bound (seconds) after the source handed back the very same
 #: credentials (IMDS and ECS do so until a few minutes before expiry).
 DEFAULT_SAME_CREDENTIALS_RETRY = 30.0
+#: First retry delay bound (seconds) after a throttled answer (STS
+#: ``Throttling``, HTTP 429): an endpoint that says "slow down" is not asked
+#: again within a second, and never sooner than half the bound.
+THROTTLED_BACKOFF_INITIAL = 5.0
 
 _MINUTE = 60.0
 _ADVISORY_TIERS = ((20 * _MINUTE, 5 * _MINUTE), (90 * _MINUTE, 15 * _MINUTE))
@@ -151,3 +161,130 @@ def same_credentials_delay(streak: int, retry: float, advisory: float, rng: rand
     initial = min(retry, advisory / 10)
     cap = max(initial, advisory / 12)
     return backoff_delay(streak, initial, cap, rng)
+
+
+def throttled_delay(attempt: int, backoff_initial: float, cap: float, rng: random.Random) -> float:
+    """The delay after the ``attempt``-th failure in a row when the last one was throttled.
+
+    Backs off longer than other retryable failures: the bound starts at
+    :data:`THROTTLED_BACKOFF_INITIAL` (or ``backoff_initial`` if larger), doubles,
+    stops at ``cap``, and the delay is at least half the bound ("equal jitter"),
+    so a throttled fleet thins out instead of coming straight back.
+    """
+    initial = min(max(backoff_initial, THROTTLED_BACKOFF_INITIAL), cap)
+    return backoff_delay(attempt, initial, cap, rng, floor=0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """How one process of a fleet spreads its calls to a credential service it shares.
+
+    All default to "off" (a single process sees no change):
+
+    * ``startup_spread`` (seconds): the first fetch waits ``uniform(0, startup_spread)``,
+      so a deploy that starts every process at once does not send every fetch
+      at once (readiness is delayed by as much);
+    * ``refresh_spread`` (seconds): each refresh point is spread over at least
+      this long (instead of ``jitter`` of the advisory window), ending where it
+      would end anyway;
+    * ``stagger_first_refresh``: the first refresh point after the first fetch is
+      uniform over the whole first lifetime, so processes that started together
+      are desynchronised from their first refresh on, for good;
+    * ``outage_tolerance`` (seconds): the latest refresh point is at least this
+      long before the mandatory window, so a credential service down that long
+      at the worst moment is ridden out on the current credentials;
+    * ``retry_spread`` (seconds): retry delays after failures may grow to this
+      (instead of ``backoff_max``; still at most a quarter of the lifetime, and
+      never past the mandatory window), so a fleet whose refreshes piled up
+      during an outage comes back spread out, not all within a minute.
+
+    :meth:`for_budget` derives them from a fleet size and a calls-per-second budget.
+    """
+
+    startup_spread: float = 0.0
+    refresh_spread: float = 0.0
+    stagger_first_refresh: bool = False
+    outage_tolerance: float = 0.0
+    retry_spread: float = 0.0
+
+    def __post_init__(self) -> None:
+        for label in ("startup_spread", "refresh_spread", "outage_tolerance", "retry_spread"):
+            value = getattr(self, label)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{label} must be a finite number of seconds >= 0; got {value}")
+
+    @classmethod
+    def for_budget(
+        cls, processes: int, calls_per_second: float, *, outage_tolerance: float = 900.0
+    ) -> Fleet:
+        """Settings that keep ``processes`` processes' fetches under ``calls_per_second``.
+
+        Processes choose their moments independently, so the calls per second
+        are Poisson around the mean: the spread is sized so that the mean plus
+        four standard deviations fits the budget (``m + 4 sqrt(m) = budget``;
+        for 10,000 processes and 50 calls/s, 350 s). The deploy's first
+        fetches, every later refresh and the retries after an outage are
+        spread over it; the first refresh is staggered over the first lifetime.
+        """
+        if processes < 1 or not calls_per_second > 0:
+            raise ValueError("processes must be >= 1 and calls_per_second > 0")
+        root = (-4 + math.sqrt(16 + 4 * calls_per_second)) / 2
+        spread = processes / max(root * root, 1e-9)
+        return cls(spread, spread, True, outage_tolerance, spread)
+
+
+def retry_cap(
+    backoff_max: float, lifetime: float | None, fleet: Fleet | None, *, serving: bool
+) -> float:
+    """:func:`backoff_cap`, with ``fleet.retry_spread`` as the largest delay while ``serving``.
+
+    Spreading retries only makes sense while valid credentials are served
+    outside the mandatory window; in it, or once nothing valid is left,
+    callers are waiting: ``backoff_max``.
+    """
+    if serving and fleet is not None and fleet.retry_spread > backoff_max:
+        backoff_max = fleet.retry_spread
+    return backoff_cap(backoff_max, lifetime)
+
+
+def startup_delay(fleet: Fleet | None, rng: random.Random) -> float:
+    """How long the first fetch waits: ``uniform(0, fleet.startup_spread)``, 0 without a fleet."""
+    if fleet is None or fleet.startup_spread <= 0:
+        return 0.0
+    return rng.uniform(0.0, fleet.startup_spread)
+
+
+def spread_refresh_point(
+    now: float,
+    deadline: float,
+    windows: Windows,
+    jitter: float,
+    rng: random.Random,
+    fleet: Fleet | None,
+    *,
+    first: bool,
+) -> float:
+    """:func:`refresh_point` for a process in a fleet (``now``: when the set arrived).
+
+    Without ``fleet`` it is :func:`refresh_point`. Otherwise the window ends at
+    ``refresh_point``'s latest point, moved to ``outage_tolerance`` before the
+    mandatory window when that is earlier, and is ``max(jitter part,
+    refresh_spread)`` wide; for the ``first`` set with ``stagger_first_refresh``
+    it starts right after ``now``. Never earlier than half-way from ``now`` to
+    that end (a tenth for the staggered first point), so a set is always used a while.
+    """
+    if fleet is None:
+        return refresh_point(deadline, windows, jitter, rng)
+    mandatory_at = deadline - windows.mandatory
+    span = max(0.0, windows.advisory - windows.mandatory)
+    latest = deadline - windows.advisory + jitter * span
+    if fleet.outage_tolerance > 0:
+        latest = min(latest, mandatory_at - fleet.outage_tolerance)
+    # Credentials too short for the tolerance: at least half their useful life.
+    latest = max(latest, now + (mandatory_at - now) / 2)
+    if first and fleet.stagger_first_refresh:
+        earliest = now + (latest - now) / 10
+    else:
+        width = max(jitter * span, fleet.refresh_spread)
+        earliest = max(latest - width, now + (latest - now) / 2)
+    return rng.uniform(min(earliest, latest), latest)

@@ -330,9 +330,10 @@ def _plain_line(r: Row) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duration <= 0 or args.lifetime <= 0 or args.workers <= 0:
-        print("error: --duration, --lifetime and --workers must be positive", file=sys.stderr)
-        return 2
+    for flag in ("duration", "lifetime", "workers"):
+        if getattr(args, flag) <= 0:
+            print(f"error: --{flag} must be positive; got {getattr(args, flag)}", file=sys.stderr)
+            return 2
     try:
         import rich  # noqa: F401
     except ImportError:

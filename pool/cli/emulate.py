@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import signal
 import sys
@@ -24,6 +25,20 @@ ENV_TITLES = {
     "eks_irsa": "Amazon EKS, IAM roles for service accounts (web identity + STS)",
     "eks_pod_identity": "Amazon EKS Pod Identity (container endpoint, token file)",
 }
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600, as the token files).
+
+    The summary holds the container auth token and the Lambda keys. An
+    existing file is truncated and its mode set to 0600 before writing.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,6 +96,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="inject a fault, e.g. 'ecs:latency=0.2', 'sts:error=503x2', "
         "'mongo:saslContinue:drop' (repeatable)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="throttle an endpoint as AWS does (token bucket RATE/s, BURST), e.g. 'sts=5', "
+        "'ecs=40:60' (the ECS agent's default), 'imds=10:20' (repeatable)",
+    )
+    p.add_argument(
+        "--stats",
+        type=Path,
+        metavar="PATH",
+        help="on exit, write per-second counters (endpoint calls, throttles, server auths) as JSON",
     )
 
 
@@ -143,10 +172,12 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
 async def serve(args: argparse.Namespace) -> int:
     from pool.standins.emulator import Emulator
     from pool.standins.faults import FaultInjector
+    from pool.standins.throttle import Throttle, parse_rate_limit
 
     faults = FaultInjector()
     for spec in args.fault:
         faults.add(spec)
+    throttle = Throttle([parse_rate_limit(spec) for spec in args.rate_limit])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -159,18 +190,20 @@ async def serve(args: argparse.Namespace) -> int:
         sharded=args.sharded,
         tls=args.tls,
         srv=args.srv,
+        throttle=throttle,
     )
     await emulator.start(args.host, args.mongo_port)  # closes what it started if it fails
     try:
         summary = emulator.summary()
         envs = summary["environments"]
         if args.json is not None:
-            await asyncio.to_thread(
-                args.json.write_text, json.dumps(summary, indent=2) + "\n", "utf-8"
-            )
+            await asyncio.to_thread(write_private, args.json, json.dumps(summary, indent=2) + "\n")
         print(render(summary, envs), flush=True)
         await stop.wait()
         print("\nstopping…", file=sys.stderr, flush=True)
+        if args.stats is not None:
+            text = json.dumps(emulator.stats()) + "\n"
+            await asyncio.to_thread(args.stats.write_text, text, "utf-8")
     finally:
         await emulator.aclose()
     return 0
@@ -214,9 +247,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         from pool.standins.faults import parse_fault
+        from pool.standins.throttle import parse_rate_limit
 
         for spec in args.fault:
             parse_fault(spec)
+        for spec in args.rate_limit:
+            parse_rate_limit(spec)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

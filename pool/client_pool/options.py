@@ -16,7 +16,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pool.errors import ConfigurationError
 
-__all__ = ["check_client_options", "check_settings", "client_kwargs", "secrets_of"]
+__all__ = [
+    "check_client_options",
+    "check_settings",
+    "check_uri_options",
+    "client_kwargs",
+    "secrets_of",
+]
 
 # Options the pool owns: credentials come from the cache, never from the user.
 _RESERVED = {"username", "password", "authmechanism", "authmechanismproperties", "authsource"}
@@ -45,10 +51,50 @@ def check_settings(
         raise ConfigurationError("warm_connections must be an integer >= 0")
     if drain_timeout is not None and drain_timeout < 0:
         raise ConfigurationError("drain_timeout must be >= 0 seconds, or None")
-    if warmup_timeout <= 0 or close_timeout < 0:
-        raise ConfigurationError("warmup_timeout must be > 0 and close_timeout >= 0 seconds")
+    if not warmup_timeout > 0:
+        raise ConfigurationError(f"warmup_timeout must be > 0 seconds; got {warmup_timeout!r}")
+    if not close_timeout >= 0:
+        raise ConfigurationError(f"close_timeout must be >= 0 seconds; got {close_timeout!r}")
+    check_uri_options(uri)
     check_client_options(options)
     _check_pool_size(uri, warm, options)
+
+
+def check_uri_options(uri: str) -> None:
+    """Refuse credential-bearing or contradicting options in the URI's query.
+
+    The MongoDB auth specification's connection-string tests require a URI
+    with ``authMechanismProperties=AWS_SESSION_TOKEN:...`` to be refused
+    (source/auth/tests/connection-string.json, "should throw an exception if
+    AWS_SESSION_TOKEN provided (MONGODB-AWS)"); a
+    token there would reach PyMongo and fight the pool's own credentials.
+    ``authMechanism``/``authSource`` may only repeat what the pool sets
+    (``MONGODB-AWS``, ``$external``).
+    """
+    for key, value in parse_qsl(urlsplit(uri).query, keep_blank_values=True):
+        lowered = key.lower()
+        if lowered == "authmechanismproperties":
+            names = sorted({p.partition(":")[0] for p in value.split(",") if p})
+            raise ConfigurationError(
+                f"the URI sets authMechanismProperties ({', '.join(names) or 'empty'}; values "
+                "not shown): the pool sets AWS_SESSION_TOKEN from the AWS credentials; "
+                "remove authMechanismProperties from the URI"
+            )
+        if _SECRET_NAME.search(key):
+            raise ConfigurationError(
+                f"the URI carries the secret option {key} (value not shown); remove it from "
+                "the URI and pass it as a ClientPool(...) keyword option"
+            )
+        if lowered == "authmechanism" and value.upper() != "MONGODB-AWS":
+            raise ConfigurationError(
+                f"the URI sets authMechanism={value!r}, but the pool authenticates with "
+                "MONGODB-AWS; remove authMechanism from the URI (or set it to MONGODB-AWS)"
+            )
+        if lowered == "authsource" and value != "$external":
+            raise ConfigurationError(
+                f"the URI sets authSource={value!r}, but MONGODB-AWS users live in $external; "
+                "remove authSource from the URI (or set it to $external)"
+            )
 
 
 def check_client_options(options: Mapping[str, Any]) -> None:

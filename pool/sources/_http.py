@@ -120,7 +120,10 @@ def describe_url(url: str) -> str:
     host = parts.hostname or "?"
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # :99999, :abc
+        port = ":<invalid port>"
     return f"{host}{port}{parts.path or '/'}"
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import anyio
 
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import (
@@ -121,6 +122,7 @@ class SsoSource(SourceBase):
             token, expires = doc["accessToken"], doc["expiresAt"]
             if not isinstance(token, str) or not token:
                 raise ValueError
+            register_secret(token)  # a bearer token: scrubbed from every log record
             expiry = parse_expiration(expires, what="expiresAt")
         except (ValueError, KeyError, TypeError):
             raise self._token_error(

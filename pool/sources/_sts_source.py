@@ -17,6 +17,7 @@ from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import HttpSettings, with_retries
 from pool.sources._sts import StsClient
 from pool.sources._sts_endpoint import StsEndpoint, resolve_sts_endpoint
+from pool.sources.arn import check_role_arn as _check_arn
 from pool.sources.base import SourceBase, ensure_not_expired, parse_expiration
 
 __all__ = [
@@ -32,14 +33,9 @@ __all__ = [
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 
 
-def check_role_arn(role_arn: str, *, source: str, var: str) -> str:
-    """Reject what cannot be a role ARN, before any call (ConfigurationError)."""
-    if not isinstance(role_arn, str) or not role_arn.startswith("arn:") or len(role_arn) < 20:
-        raise ConfigurationError(
-            f"{source}: the role ARN must look like arn:aws:iam::123456789012:role/NAME; "
-            f"fix {var} or the role_arn argument"
-        )
-    return role_arn
+def check_role_arn(role_arn: str, *, source: str, var: str = "role_arn") -> str:
+    """Reject what cannot be a role ARN, before any call (see :mod:`pool.sources.arn`)."""
+    return _check_arn(role_arn, source=source, origin=var)
 
 
 def check_session_name(name: str, *, source: str) -> str:
@@ -147,7 +143,9 @@ class StsSourceBase(SourceBase):
     ) -> None:
         """Check the role ARN, duration and session name (default
         ``mongodb-aws-pool-<unix time>``); make the STS client."""
-        self.role_arn = check_role_arn(role_arn, source=self.name, var=role_var)
+        # role_var names the environment variable; here the value is the argument
+        # (from_env checks the variable's value first, naming the variable).
+        self.role_arn = check_role_arn(role_arn, source=self.name, var="role_arn")
         self.duration_seconds = check_duration(duration_seconds, source=self.name)
         self.session_name = check_session_name(
             session_name or f"mongodb-aws-pool-{int(time.time())}", source=self.name

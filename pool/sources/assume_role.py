@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pool._internal.redact import redact
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
 from pool.sources._sts_endpoint import StsEndpoint
@@ -25,6 +26,7 @@ from pool.sources._sts_source import (
     endpoint_options,
     make_endpoint,
 )
+from pool.sources.arn import check_role_arn
 from pool.sources.base import CredentialSource, aclose_source
 
 __all__ = ["AssumeRoleSource"]
@@ -71,6 +73,7 @@ class AssumeRoleSource(StsSourceBase):
         self.owns_base = owns_base
         self.name = name
         self.external_id = external_id
+        register_secret(external_id)  # botocore.endpoint logs request parameters
         self._setup_sts(
             role_arn=role_arn,
             role_var="role_arn",
@@ -101,6 +104,7 @@ class AssumeRoleSource(StsSourceBase):
         """
         from pool.sources.detect import from_environment
 
+        check_role_arn(role_arn, source="assume_role")  # before a base source is made
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = endpoint_options(env, options)
         kwargs.update(options)

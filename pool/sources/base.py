@@ -16,7 +16,9 @@ already expired.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import time
 import warnings
 from collections.abc import Mapping
@@ -26,12 +28,23 @@ from typing import Any, Protocol, runtime_checkable
 from pool._internal.log import get_logger, key_hint
 from pool._internal.redact import redact
 from pool._internal.resource import AsyncResource
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import CredentialError, CredentialFetchError, PoolClosedError
 
 __all__ = ["CredentialSource", "SourceBase", "aclose_source"]
 
-_log = get_logger("pool.sources")
+_source_logs: dict[str, Any] = {}
+
+
+def _log_for(source: object) -> Any:
+    """``pool.sources.<module>`` for a built-in source, else ``pool.sources``."""
+    module = type(source).__module__
+    name = module if module.startswith("pool.sources.") else "pool.sources"
+    log = _source_logs.get(name)
+    if log is None:
+        log = _source_logs[name] = get_logger(name)
+    return log
 
 
 @runtime_checkable
@@ -79,13 +92,14 @@ class SourceBase(AsyncResource):
                 f"credential source {self.name!r} was used after aclose(); create a new one"
             )
         started = time.perf_counter()
-        _log.debug("credentials.fetch.start", source=self.name)
+        log = _log_for(self)
+        log.debug("credentials.fetch.start", source=self.name)
         try:
             creds = await self._fetch()
         except CredentialError as exc:
             # The one log line per failed fetch (the cache logs only its decision).
             # Redacted again: a message may quote third-party text.
-            _log.warning(
+            log.warning(
                 "credentials.fetch.failed",
                 source=self.name,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -96,7 +110,7 @@ class SourceBase(AsyncResource):
                 reason=redact(str(exc), limit=1000),
             )
             raise
-        _log.info(
+        log.info(
             "credentials.fetch.end",
             source=self.name,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -241,40 +255,82 @@ def ensure_not_expired(creds: Credentials, *, endpoint: str) -> Credentials:
     return creds
 
 
-async def read_token_file(path: str, *, source: str, what: str, hint: str) -> str:
-    """Read a token file off the event loop (anyio's worker thread).
+MAX_TOKEN_BYTES = 64 * 1024  # a projected service-account token or an EKS token: a few KB
+TOKEN_READ_TIMEOUT = 2.0  # seconds, when the caller gives no fetch timeout
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-    Surrounding whitespace is kept: callers decide what a valid token is.
-    An unreadable, undecodable or empty file is a non-retryable
-    :class:`CredentialFetchError` naming the path and the OS error, never the content.
+
+def _read_capped(path: str) -> bytes:
+    """At most MAX_TOKEN_BYTES + 1 bytes of a *regular* file (blocking; run in a thread).
+
+    Opened non-blocking so a FIFO (or a device) at the path cannot block the
+    open; anything but a regular file is refused before a byte is read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_TOKEN_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+class _NotRegular(Exception):
+    pass
+
+
+def _token_error(source: str, message: str, hint: str, code: str) -> CredentialFetchError:
+    return CredentialFetchError(
+        f"{source}: {message}; {hint}", source=source, retryable=False, code=code
+    )
+
+
+async def read_token_file(
+    path: str, *, source: str, what: str, hint: str, read_timeout: float | None = None
+) -> str:
+    """Read a token file off the event loop (anyio's worker thread), bounded.
+
+    Refused, as a non-retryable :class:`CredentialFetchError` naming the path
+    (never the content): a file that is not a regular file (a FIFO must not
+    block the cache's fetch), larger than :data:`MAX_TOKEN_BYTES`, not read
+    within ``read_timeout`` seconds (default :data:`TOKEN_READ_TIMEOUT`; a hung
+    network file system), unreadable, not UTF-8, empty, or holding control
+    characters (NUL, DEL...) other than CR/LF/TAB. Surrounding whitespace is
+    kept: callers decide what a valid token is.
     """
     import anyio  # local: keeps "import pool.sources.base" light for Lambda
+    import anyio.to_thread
 
+    limit = TOKEN_READ_TIMEOUT if read_timeout is None else read_timeout
     try:
-        data = await anyio.Path(path).read_bytes()
+        with anyio.fail_after(limit):
+            data = await anyio.to_thread.run_sync(_read_capped, path, abandon_on_cancel=True)
+    except TimeoutError:
+        raise _token_error(source, f"reading {what} {path!r} took over {limit} s", hint,
+                           "TokenFileUnreadable") from None  # fmt: skip
+    except _NotRegular:
+        not_regular = f"cannot read {what} {path!r}: not a regular file (a FIFO, a directory?)"
+        raise _token_error(source, not_regular, hint, "TokenFileUnreadable") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise CredentialFetchError(
-            f"{source}: cannot read {what} {path!r}: {reason}; {hint}",
-            source=source,
-            retryable=False,
-            code="TokenFileUnreadable",
-        ) from exc
+        raise _token_error(source, f"cannot read {what} {path!r}: {reason}", hint,
+                           "TokenFileUnreadable") from exc  # fmt: skip
+    if len(data) > MAX_TOKEN_BYTES:
+        raise _token_error(source, f"{what} {path!r} is larger than {MAX_TOKEN_BYTES} bytes, "
+                           "far more than a token", hint, "TokenFileTooLarge")  # fmt: skip
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         # from None: the UnicodeDecodeError holds the file's bytes (the token).
-        raise CredentialFetchError(
-            f"{source}: {what} {path!r} is not UTF-8 text; {hint}",
-            source=source,
-            retryable=False,
-            code="TokenFileUnreadable",
-        ) from None
+        raise _token_error(source, f"{what} {path!r} is not UTF-8 text", hint,
+                           "TokenFileUnreadable") from None  # fmt: skip
+    register_secret(text, text.strip())  # scrubbed from every log record of the process
     if not text.strip():
-        raise CredentialFetchError(
-            f"{source}: {what} {path!r} is empty; {hint}",
-            source=source,
-            retryable=False,
-            code="TokenFileEmpty",
-        )
+        raise _token_error(source, f"{what} {path!r} is empty", hint, "TokenFileEmpty")
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise _token_error(source, f"{what} {path!r} contains the control character "
+                           f"U+{ord(bad.group()):04X} (at offset {bad.start()}), which no token "
+                           "holds", hint, "TokenFileInvalid")  # fmt: skip
     return text

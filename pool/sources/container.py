@@ -21,6 +21,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
+from pool._internal.scrub import register_secret
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import (
@@ -44,6 +45,7 @@ ECS_BASE = "http://169.254.170.2"
 _ALLOWED_HTTP_IPS = frozenset(
     ip_address(h) for h in ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 )
+_ALLOWED_HOSTS = ("169.254.170.2", "localhost", "169.254.170.23", "fd00:ec2::23")  # botocore's
 _EKS_HOSTS = (ip_address("169.254.170.23"), ip_address("fd00:ec2::23"))
 _REFUSED_TOKEN = (
     f"the authorization token was refused: check {AUTH_TOKEN_FILE}/{AUTH_TOKEN} "
@@ -72,33 +74,54 @@ def _ip(host: str) -> IPv4Address | IPv6Address | None:
 
 
 def validate_full_uri(uri: str) -> str:
-    """Return ``uri`` if botocore's rules allow it; raise :class:`ConfigurationError` if not."""
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return uri
-    if parts.scheme != "http" or not host:
+    """Return ``uri`` if botocore's rule allows it; raise :class:`ConfigurationError` if not.
+
+    botocore's rule, exactly (``botocore.utils.ContainerMetadataFetcher.
+    _validate_allowed_url``, read in botocore 1.40.61): the host must be a
+    loopback address or one of ``169.254.170.2``, ``localhost``,
+    ``169.254.170.23``, ``fd00:ec2::23`` -- whatever the scheme, so https to
+    any other host is refused too (some other AWS SDKs allow it; botocore, the
+    Python reference, does not, and the response carries credentials).
+    tests/sources/test_container_uri.py fails if botocore's list changes.
+    """
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 -- raises ValueError for :99999 or :abc
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"container credentials URI {describe_url(uri)!r} is not a valid URL ({exc}); "
+            f"fix {FULL_URI} (a port is a number from 1 to 65535)"
+        ) from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(
             f"container credentials URI {describe_url(uri)!r} must be an absolute http:// or "
-            "https:// URL; fix AWS_CONTAINER_CREDENTIALS_FULL_URI"
+            f"https:// URL; fix {FULL_URI}"
         )
     ip = _ip(host)
-    if host == "localhost" or (ip is not None and (ip.is_loopback or ip in _ALLOWED_HTTP_IPS)):
+    if host in _ALLOWED_HOSTS or (ip is not None and (ip.is_loopback or ip in _ALLOWED_HTTP_IPS)):
         return uri
     raise ConfigurationError(
-        f"container credentials URI refused: plain http to host {host!r} is not allowed "
-        "(the response carries credentials). Rule (as botocore): https to any host, http only "
-        "to a loopback address, 169.254.170.2, 169.254.170.23, fd00:ec2::23 or localhost. "
-        "Fix: use an https:// URL or one of those hosts in AWS_CONTAINER_CREDENTIALS_FULL_URI"
+        f"container credentials URI refused: host {host!r} is not allowed (the request carries "
+        "the authorization token and the response credentials). Rule (botocore's): a loopback "
+        "address or one of 169.254.170.2, 169.254.170.23, fd00:ec2::23, localhost, whatever "
+        f"the scheme. Fix {FULL_URI}"
     )
 
 
 def _check_header_value(token: str, *, source: str, origin: str) -> str:
+    register_secret(token, token.strip())  # scrubbed from every log record of the process
     if "\r" in token or "\n" in token:
         raise ConfigurationError(
             f"{source}: the authorization token from {origin} contains a line break (CR/LF), "
             "which is not a legal header value; write the token without a trailing newline "
             "(e.g. printf '%s' \"$TOKEN\" > file)"
+        )
+    bad = next((c for c in token if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ConfigurationError(
+            f"{source}: the authorization token from {origin} contains the control character "
+            f"U+{ord(bad):04X}, which is not a legal header value; fix {origin}"
         )
     return token
 
@@ -195,6 +218,7 @@ class ContainerSource(SourceBase):
                 source=self.name,
                 what="authorization token file",
                 hint=_TOKEN_HINT,
+                read_timeout=self._settings.timeout,
             )
             try:
                 _check_header_value(token, source=self.name, origin=AUTH_TOKEN_FILE)

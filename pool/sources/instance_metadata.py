@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
+from pool._internal.redact import redact
 from pool.credentials import Credentials
 from pool.errors import ConfigurationError, CredentialFetchError
 from pool.sources._http import (
@@ -44,6 +46,8 @@ MODE_VAR = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"
 DISABLED_VAR = "AWS_EC2_METADATA_DISABLED"
 TOKEN_PATH = "/latest/api/token"
 ROLE_PATH = "/latest/meta-data/iam/security-credentials/"
+# IAM's rule for role names (CreateRole: RoleName, pattern [\w+=,.@-]+, 1..64).
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _HOP_LIMIT_HINT = (
     "inside a container this is the classic IMDSv2 hop-limit symptom: the token response "
     "needs 2 network hops but the instance allows 1. Fix: aws ec2 "
@@ -104,6 +108,11 @@ class InstanceMetadataSource(SourceBase):
             raise ConfigurationError("token_ttl must be between 1 and 21600 seconds")
         self.name = name
         self.endpoint = endpoint.rstrip("/")
+        if role_name is not None and not _ROLE_NAME.fullmatch(role_name):
+            raise ConfigurationError(
+                f"role_name {role_name!r} is not an IAM role name "
+                "(1-64 characters of letters, digits and +=,.@_-); fix role_name"
+            )
         self.role_name = role_name
         self.token_ttl = token_ttl
         self.allow_imdsv1 = allow_imdsv1
@@ -216,7 +225,20 @@ class InstanceMetadataSource(SourceBase):
                 status=200,
                 code="NoInstanceProfile",
             )
-        return lines[0]
+        role = lines[0]
+        if not _ROLE_NAME.fullmatch(role):
+            # Not echoed whole: a garbage body is not ours to print (first chars only).
+            shown = redact(role[:40], limit=60)
+            raise CredentialFetchError(
+                f"{self.name}: {self._where(ROLE_PATH)} listed {shown!r}, which is not an IAM "
+                "role name (1-64 characters of letters, digits and +=,.@_-); is the endpoint "
+                f"really instance metadata? fix {ENDPOINT_VAR}",
+                source=self.name,
+                retryable=False,
+                status=200,
+                code="MalformedResponse",
+            )
+        return role
 
     async def _get(self, path: str, token: str | None) -> HttpResponse:
         headers = {"X-aws-ec2-metadata-token": token} if token else {}

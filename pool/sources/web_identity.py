@@ -21,6 +21,7 @@ from pool.sources._sts_source import (
     endpoint_options,
     make_endpoint,
 )
+from pool.sources.arn import check_role_arn
 from pool.sources.base import read_token_file
 
 __all__ = ["WebIdentitySource"]
@@ -103,6 +104,8 @@ class WebIdentitySource(StsSourceBase):
                 f"web identity: {TOKEN_FILE} is set but {ROLE_ARN} is not; set the role to "
                 "assume (EKS IRSA: annotate the service account with eks.amazonaws.com/role-arn)"
             )
+        if "role_arn" not in options:
+            check_role_arn(role_arn, source="web identity", origin=ROLE_ARN)
         kwargs: dict[str, Any] = {
             "role_arn": role_arn,
             "token_file": token_file,
@@ -117,7 +120,11 @@ class WebIdentitySource(StsSourceBase):
         # Read once per fetch (kubelet rotates the file), not once per retry.
         token = (
             await read_token_file(
-                self.token_file, source=self.name, what="web identity token file", hint=_TOKEN_HINT
+                self.token_file,
+                source=self.name,
+                what="web identity token file",
+                hint=_TOKEN_HINT,
+                read_timeout=self._settings.timeout,
             )
         ).strip()
         params: dict[str, Any] = {

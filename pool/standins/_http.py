@@ -25,6 +25,7 @@ from aiohttp import web
 from pool._internal.log import get_logger
 from pool._internal.resource import AsyncResource
 from pool.standins.faults import Fault, FaultInjector
+from pool.standins.throttle import Throttle
 
 __all__ = ["MAX_BODY", "HttpStandIn"]
 
@@ -43,11 +44,20 @@ class HttpStandIn(AsyncResource):
 
     Async context manager; ``aclose()`` is idempotent and releases hung
     requests. ``requests`` counts every request by operation, faulted or not.
+    ``throttle`` (shared between stand-ins) rate-limits and counts calls per
+    second; a refused call gets :meth:`throttle_response`, before any fault.
     """
 
-    def __init__(self, *, endpoint: str, faults: FaultInjector | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        faults: FaultInjector | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.faults = faults if faults is not None else FaultInjector()
+        self.throttle = throttle
         self.requests: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -141,6 +151,8 @@ class HttpStandIn(AsyncResource):
             self.requests["invalid"] += 1
             raise
         self.requests[operation] += 1
+        if self.throttle is not None and not self.throttle.admit(self.endpoint, operation):
+            return self.throttle_response()
         try:
             taken = self.faults.take(self.endpoint, operation)
             for fault in taken:

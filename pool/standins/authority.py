@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from pool._internal.scrub import register_secret
 from pool.errors import ConfigurationError
 from pool.standins.iam import (
     KEY_ALPHABET,
@@ -122,9 +123,14 @@ class CredentialAuthority:
         default_lifetime: float = 3600.0,
         min_duration: float = 900.0,
         clock: Callable[[], float] = time.time,
+        allow_unknown_roles: bool = False,
     ) -> None:
-        if default_lifetime <= 0 or min_duration <= 0:
-            raise ConfigurationError("default_lifetime and min_duration must be positive seconds")
+        if not default_lifetime > 0:
+            raise ConfigurationError(
+                f"default_lifetime must be > 0 seconds; got {default_lifetime}"
+            )
+        if not min_duration > 0:
+            raise ConfigurationError(f"min_duration must be > 0 seconds; got {min_duration}")
         self.account_id = account_id
         self.region = region
         self.default_lifetime = default_lifetime
@@ -134,7 +140,10 @@ class CredentialAuthority:
         self._lock = threading.Lock()
         self._creds: dict[str, IssuedCredentials] = {}
         self._tokens: dict[bytes, WebToken] = {}
-        self._roles: dict[str, RoleConfig] = {}
+        # As STS: only roles that exist (and trust the caller) can be assumed. The
+        # default role is registered; register others with configure_role().
+        self.allow_unknown_roles = allow_unknown_roles
+        self._roles: dict[str, RoleConfig] = {self.default_role_arn: RoleConfig()}
 
     @property
     def default_role_arn(self) -> str:
@@ -173,6 +182,7 @@ class CredentialAuthority:
             role_arn=role,
             session_name=session_name,
         )
+        register_secret(creds.secret_access_key, creds.session_token)
         with self._lock:
             self._prune(now)
             self._creds[creds.access_key_id] = creds
@@ -188,6 +198,7 @@ class CredentialAuthority:
             expiration=None,
             arn=f"arn:aws:iam::{self.account_id}:user/{user_name}",
         )
+        register_secret(creds.secret_access_key)
         with self._lock:
             self._creds[creds.access_key_id] = creds
         return creds
@@ -234,14 +245,20 @@ class CredentialAuthority:
         max_session_duration: float = 43200.0,
         trusted: bool = True,
     ) -> None:
-        """Set a role's trust: a required ExternalId, its MaxSessionDuration, or no trust at all."""
+        """Register a role, or change its trust: a required ExternalId, its MaxSessionDuration,
+        or no trust at all (``trusted=False``). Unregistered roles cannot be assumed."""
         parse_role_arn(role_arn)
         with self._lock:
             self._roles[role_arn] = RoleConfig(external_id, max_session_duration, trusted)
 
-    def role_config(self, role_arn: str) -> RoleConfig:
+    def role_config(self, role_arn: str) -> RoleConfig | None:
+        """The role's trust settings; None for a role never registered (STS: AccessDenied),
+        unless the authority was made with ``allow_unknown_roles=True``."""
         with self._lock:
-            return self._roles.get(role_arn, RoleConfig())
+            config = self._roles.get(role_arn)
+        if config is None and self.allow_unknown_roles:
+            return RoleConfig()
+        return config
 
     # -- web identity --------------------------------------------------------
 
@@ -269,6 +286,7 @@ class CredentialAuthority:
                 b64url(secrets.token_bytes(64)),
             ]
         )
+        register_secret(token)
         with self._lock:
             self._tokens[hashlib.sha256(token.encode()).digest()] = WebToken(
                 subject, audience, now + lifetime

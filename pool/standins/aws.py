@@ -27,12 +27,14 @@ from typing import Any
 import anyio.to_thread
 
 from pool._internal.resource import AsyncResource
+from pool._internal.scrub import register_secret
 from pool.standins.authority import CredentialAuthority, RoleVendor, aws_time
 from pool.standins.container import ContainerStandIn
 from pool.standins.faults import FaultInjector
 from pool.standins.imds import ImdsStandIn
 from pool.standins.sso import SsoStandIn
 from pool.standins.sts import StsStandIn
+from pool.standins.throttle import Throttle
 
 __all__ = ["ENVIRONMENTS", "AwsStandIns"]
 
@@ -67,6 +69,7 @@ class AwsStandIns(AsyncResource):
         refresh_margin: float | None = None,
         faults: FaultInjector | None = None,
         imdsv1: bool = False,
+        throttle: Throttle | None = None,
     ) -> None:
         if authority is None:
             life = 3600.0 if lifetime is None else lifetime
@@ -76,6 +79,9 @@ class AwsStandIns(AsyncResource):
         margin = min(300.0, self.lifetime / 3) if refresh_margin is None else refresh_margin
         self.refresh_margin = margin
         self.faults = faults if faults is not None else FaultInjector()
+        # One throttle for all endpoints: rate limits per endpoint, and the
+        # per-second call counters the benchmarks read.
+        self.throttle = throttle if throttle is not None else Throttle()
         self.role_arn = authority.default_role_arn
         self.region = authority.region
 
@@ -84,16 +90,26 @@ class AwsStandIns(AsyncResource):
                 self.role_arn, refresh_margin=margin, lifetime=self.lifetime, session_name=session
             )
 
-        self.sts = StsStandIn(authority, faults=self.faults)
+        self.sts = StsStandIn(authority, faults=self.faults, throttle=self.throttle)
         self.sso = SsoStandIn(authority, lifetime=self.lifetime, faults=self.faults)
         self.imds = ImdsStandIn(
-            authority, vendor=vendor("i-standin"), faults=self.faults, imdsv1=imdsv1
+            authority,
+            vendor=vendor("i-standin"),
+            faults=self.faults,
+            imdsv1=imdsv1,
+            throttle=self.throttle,
         )
         self.ecs_auth_token = secrets.token_urlsafe(32)
+        register_secret(self.ecs_auth_token)
         self.ecs = ContainerStandIn(
-            authority, vendor=vendor("ecs-task"), auth_token=self.ecs_auth_token, faults=self.faults
+            authority,
+            vendor=vendor("ecs-task"),
+            auth_token=self.ecs_auth_token,
+            faults=self.faults,
+            throttle=self.throttle,
         )
         self.pod_identity_token = secrets.token_urlsafe(48)
+        register_secret(self.pod_identity_token)
         self.pod_identity = ContainerStandIn(
             authority,
             vendor=vendor("eks-pod-identity"),
@@ -101,6 +117,7 @@ class AwsStandIns(AsyncResource):
             auth_token=self.pod_identity_token,
             include_account_id=True,
             faults=self.faults,
+            throttle=self.throttle,
             endpoint="eks_pod_identity",
         )
         self.web_identity_token = ""
@@ -174,6 +191,7 @@ class AwsStandIns(AsyncResource):
     async def rotate_pod_identity_token(self) -> str:
         """Replace the Pod Identity token in the file and in the endpoint's check."""
         token = secrets.token_urlsafe(48)
+        register_secret(token)
         await anyio.to_thread.run_sync(_write_secret, self.pod_identity_token_file, token)
         self.pod_identity_token = token
         self.pod_identity.auth_token = token

@@ -24,6 +24,7 @@ from pool._internal.log import get_logger, key_hint
 from pool.standins._http import HttpStandIn
 from pool.standins.authority import CredentialAuthority, RoleVendor
 from pool.standins.faults import FaultInjector
+from pool.standins.throttle import Throttle
 
 __all__ = ["ContainerStandIn"]
 
@@ -46,9 +47,10 @@ class ContainerStandIn(HttpStandIn):
         auth_token: str | None = None,
         include_account_id: bool = False,
         faults: FaultInjector | None = None,
+        throttle: Throttle | None = None,
         endpoint: str = "ecs",
     ) -> None:
-        super().__init__(endpoint=endpoint, faults=faults)
+        super().__init__(endpoint=endpoint, faults=faults, throttle=throttle)
         self.authority = authority
         self.vendor = vendor if vendor is not None else authority.role_vendor()
         self.path = path or f"/v2/credentials/{uuid.uuid4()}"
@@ -91,7 +93,25 @@ class ContainerStandIn(HttpStandIn):
         return _json(status, _err("InternalServerException", "injected error"))
 
     def throttle_response(self) -> web.Response:
-        return _json(429, _err("ThrottlingException", "Rate exceeded"))
+        if self.endpoint == "ecs":
+            # The ECS agent's task metadata server answers with tollbooth's
+            # defaults (ecs-agent/tmds/server.go, vendored didip/tollbooth
+            # v4.0.2 limiter.New): 429, text/plain, this exact sentence.
+            return web.Response(
+                status=429,
+                body=b"You have reached maximum request limit.",
+                content_type="text/plain",
+                charset="utf-8",
+            )
+        # The EKS Pod Identity agent's rate limiter (internal/middleware/
+        # rate_limiter in aws/eks-pod-identity-agent): Go's http.Error.
+        return web.Response(
+            status=429,
+            body=b"Too Many Requests\n",
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
 
 def _err(code: str, message: str) -> dict[str, str]:

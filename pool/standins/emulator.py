@@ -25,6 +25,7 @@ from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.mongo.srv import DnsStandIn, loopback_resolution, member_names, publish, srv_uri
 from pool.standins.mongo.tls import TlsMaterial
+from pool.standins.throttle import Throttle
 
 __all__ = ["CHAINED_ROLE_ARN", "ENVIRONMENTS", "LAPTOP_PROFILES", "Emulator"]
 
@@ -47,7 +48,8 @@ class Emulator(AsyncResource):
     ``lambda_lifetime`` is the lifetime of the credential set that
     :meth:`env_for` ``("lambda")`` puts in the variables: Lambda's variables
     hold one set for the sandbox's whole life (hours), so it defaults to an
-    hour whatever ``lifetime`` is. The server maps the default role to
+    hour whatever ``lifetime`` is. ``throttle`` rate-limits the AWS endpoints
+    and counts their calls per second (:meth:`stats`). The server maps the default role to
     database user ``app`` and :data:`CHAINED_ROLE_ARN` to ``chained``.
 
     Topology, as Atlas offers them: by default one standalone server;
@@ -70,6 +72,7 @@ class Emulator(AsyncResource):
         imdsv1: bool = False,
         min_duration: float | None = None,
         lambda_lifetime: float = 3600.0,
+        throttle: Throttle | None = None,
         replica_set: int = 0,
         sharded: int = 0,
         tls: bool = False,
@@ -85,13 +88,16 @@ class Emulator(AsyncResource):
             default_lifetime=lifetime,
             min_duration=min(900.0, lifetime) if min_duration is None else min_duration,
         )
+        self.authority.configure_role(CHAINED_ROLE_ARN)  # the role-chaining environment's role
         self.aws = AwsStandIns(
             self.authority,
             lifetime=lifetime,
             refresh_margin=refresh_margin,
             faults=self.faults,
             imdsv1=imdsv1,
+            throttle=throttle,
         )
+        self.throttle = self.aws.throttle
         users = {self.authority.default_role_arn: "app", CHAINED_ROLE_ARN: "chained"}
         self.mongo: MongoStandIn | MongoCluster
         self.dns: DnsStandIn | None = None
@@ -219,6 +225,13 @@ class Emulator(AsyncResource):
             "AWS_DEFAULT_REGION": self.aws.region,
             "AWS_ENDPOINT_URL_STS": self.aws.sts_url,
         }
+
+    def stats(self) -> dict[str, Any]:
+        """Per-second counters: AWS endpoint calls and throttles, the server's auths.
+
+        What ``python -m pool emulate --stats PATH`` writes when it stops.
+        """
+        return {"aws": self.throttle.snapshot(), "mongo": self.mongo.stats.snapshot()}
 
     def summary(self) -> dict[str, Any]:
         """What ``python -m pool emulate --json`` writes.

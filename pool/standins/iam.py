@@ -97,7 +97,7 @@ class CallerIdentity:
 
 @dataclass(frozen=True)
 class RoleConfig:
-    """Per-role trust settings; roles never configured are assumable by anyone."""
+    """Per-role trust settings of a registered role (unregistered roles are refused)."""
 
     external_id: str | None = field(default=None, repr=False)
     max_session_duration: float = 43200.0

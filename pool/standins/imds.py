@@ -26,6 +26,7 @@ from pool._internal.log import get_logger, key_hint
 from pool.standins._http import HttpStandIn
 from pool.standins.authority import CredentialAuthority, RoleVendor, parse_role_arn
 from pool.standins.faults import FaultInjector
+from pool.standins.throttle import Throttle
 
 __all__ = ["ImdsStandIn"]
 
@@ -45,10 +46,11 @@ class ImdsStandIn(HttpStandIn):
         *,
         vendor: RoleVendor | None = None,
         faults: FaultInjector | None = None,
+        throttle: Throttle | None = None,
         imdsv1: bool = False,
         endpoint: str = "imds",
     ) -> None:
-        super().__init__(endpoint=endpoint, faults=faults)
+        super().__init__(endpoint=endpoint, faults=faults, throttle=throttle)
         self.authority = authority
         self.vendor = vendor if vendor is not None else authority.role_vendor()
         self.role_name = parse_role_arn(self.vendor.role_arn)[1]

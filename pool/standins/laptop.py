@@ -59,6 +59,8 @@ class DeveloperHome:
         acct = aws.authority.account_id
         self.chained_role_arn = f"arn:aws:iam::{acct}:role/chained-1"
         self.chained_twice_role_arn = f"arn:aws:iam::{acct}:role/chained-2"
+        for role in (self.chained_role_arn, self.chained_twice_role_arn):
+            aws.authority.configure_role(role)  # STS assumes only roles that exist
 
     async def __aenter__(self) -> DeveloperHome:
         self.root = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, "", "pool-home-"))

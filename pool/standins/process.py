@@ -26,11 +26,13 @@ __all__ = ["EmulatorProcess"]
 class EmulatorProcess(AsyncResource):
     """``python -m pool emulate`` as a child process; async context manager.
 
-    ``faults`` are spec strings (see :mod:`pool.standins.faults`);
-    ``replica_set``, ``sharded``, ``tls`` and ``srv`` choose the MongoDB
-    topology as :class:`~pool.standins.emulator.Emulator` does. :attr:`info`
-    is the JSON the child wrote (``mongodb_uri``, ``tls_ca_file``,
-    ``mongodb_members``, ``mongodb_srv_uri``, ``dns_server``...).
+    ``faults`` are spec strings (see :mod:`pool.standins.faults`), ``rate_limits``
+    too (see :mod:`pool.standins.throttle`); ``replica_set``, ``sharded``,
+    ``tls`` and ``srv`` choose the MongoDB topology as
+    :class:`~pool.standins.emulator.Emulator` does. :attr:`info` is the JSON
+    the child wrote (``mongodb_uri``, ``tls_ca_file``, ``mongodb_members``,
+    ``mongodb_srv_uri``, ``dns_server``...). After ``aclose()``,
+    :attr:`stats` holds the child's per-second counters (``emulate --stats``).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class EmulatorProcess(AsyncResource):
         command_delay: float = 0.0,
         faults: list[str] | None = None,
         start_timeout: float = 60.0,
+        rate_limits: list[str] | None = None,
         replica_set: int = 0,
         sharded: int = 0,
         tls: bool = False,
@@ -59,10 +62,13 @@ class EmulatorProcess(AsyncResource):
         self._args += ["--srv"] if srv else []
         for spec in faults or []:
             self._args += ["--fault", spec]
+        for spec in rate_limits or []:
+            self._args += ["--rate-limit", spec]
         self._start_timeout = start_timeout
         self._proc: asyncio.subprocess.Process | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.info: dict[str, Any] = {}
+        self.stats: dict[str, Any] = {}
 
     async def start(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="pool-emulate-")
@@ -78,6 +84,8 @@ class EmulatorProcess(AsyncResource):
                 "emulate",
                 "--json",
                 str(out),
+                "--stats",
+                str(Path(self._dir.name) / "stats.json"),
                 *self._args,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
@@ -110,6 +118,9 @@ class EmulatorProcess(AsyncResource):
                 proc.kill()
                 await proc.wait()
         if self._dir is not None:
+            text = await asyncio.to_thread(_read_if_exists, Path(self._dir.name) / "stats.json")
+            if text:
+                self.stats = json.loads(text)
             self._dir.cleanup()
             self._dir = None
 

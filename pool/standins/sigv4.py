@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -202,6 +203,25 @@ class _ExactHeadersSigV4(SigV4Auth):  # type: ignore[misc]  # botocore is untype
         return self._signed
 
 
+def encode_query(path: str) -> str:
+    """``path`` with its query percent-encoded as SigV4 canonicalises it.
+
+    botocore's signer assumes a query that is already URI-encoded (it only
+    splits and sorts it); a client may send raw UTF-8 (AWS's published test
+    ``get-vanilla-utf8-query``: ``/?ሴ=bar`` signs as ``%E1%88%B4=bar``).
+    Every byte outside the unreserved set is encoded; existing ``%XX`` escapes
+    are kept, so an encoded query is unchanged.
+    """
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        pairs.append(quote(key, safe="-_.~%") + eq + quote(value, safe="-_.~%"))
+    return f"{base}?{'&'.join(pairs)}"
+
+
 def compute_signature(
     *,
     access_key_id: str,
@@ -229,7 +249,7 @@ def compute_signature(
     if declared is not None and declared != hashlib.sha256(body).hexdigest():
         raise signature_mismatch()
     # Only path and query are taken from the URL; the host comes from the signed headers.
-    request = AWSRequest(method=method.upper(), url=f"https://standin.invalid{path}")
+    request = AWSRequest(method=method.upper(), url=f"https://standin.invalid{encode_query(path)}")
     request.data = body
     for name in auth.signed_headers:
         request.headers[name] = lower[name]

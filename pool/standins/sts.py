@@ -9,8 +9,9 @@ unmodified. Signed operations are verified by the
 Differences from real STS, on purpose: without ``DurationSeconds`` the
 lifetime is the authority's ``default_lifetime`` (real STS: 3600 s), and the
 minimum is the authority's ``min_duration`` (real: 900 s), so tests can watch
-rotations; any role ARN is assumable unless configured otherwise
-(:meth:`CredentialAuthority.configure_role`). Fault endpoint ``"sts"``,
+rotations. As STS, a role must exist (be registered with
+:meth:`CredentialAuthority.configure_role`; the default role is) and trust the
+caller, or the answer is ``AccessDenied``. Fault endpoint ``"sts"``,
 operations are the Action names.
 """
 
@@ -27,6 +28,7 @@ from pool._internal.log import get_logger, key_hint
 from pool.standins._http import HttpStandIn
 from pool.standins.authority import CredentialAuthority, IssuedCredentials, StsError, parse_role_arn
 from pool.standins.faults import FaultInjector
+from pool.standins.throttle import Throttle
 
 __all__ = ["StsStandIn"]
 
@@ -70,10 +72,11 @@ class StsStandIn(HttpStandIn):
         authority: CredentialAuthority,
         *,
         faults: FaultInjector | None = None,
+        throttle: Throttle | None = None,
         region: str | None = None,
         endpoint: str = "sts",
     ) -> None:
-        super().__init__(endpoint=endpoint, faults=faults)
+        super().__init__(endpoint=endpoint, faults=faults, throttle=throttle)
         self.authority = authority
         self.region = region
 
@@ -196,7 +199,7 @@ class StsStandIn(HttpStandIn):
             raise _null("webIdentityToken")
         subject = self.authority.check_web_identity_token(token)
         config = self.authority.role_config(role_arn)
-        if not config.trusted:
+        if config is None or not config.trusted:
             raise StsError(
                 "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
             )
@@ -214,8 +217,10 @@ class StsStandIn(HttpStandIn):
         role_arn, session = self._role_and_session(params)
         config = self.authority.role_config(role_arn)
         external = params.get("ExternalId")
-        if not config.trusted or (
-            config.external_id is not None and external != config.external_id
+        if (
+            config is None
+            or not config.trusted
+            or (config.external_id is not None and external != config.external_id)
         ):
             raise StsError(
                 "AccessDenied",

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 
 import pytest
-from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
 from pool.errors import (
@@ -16,6 +15,7 @@ from pool.errors import (
     PoolClosedError,
 )
 from tests.cache.cache_fakes import FakeClock, FakeSource, make_creds, settle
+from tests.logcapture import capture_logs
 
 
 def _retryable(msg: str = "IMDS answered 503") -> CredentialFetchError:

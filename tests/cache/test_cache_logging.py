@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from pool.errors import CredentialFetchError
 from pool.sources.base import SourceBase
 from tests.cache.cache_fakes import SECRET_MARK, TOKEN_MARK, FakeClock, FakeSource, settle
+from tests.logcapture import capture_logs
 
 
 def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -125,3 +125,25 @@ async def test_no_secret_in_logs_status_errors_or_reprs(
     assert TOKEN_MARK not in blob
     assert "ASIAFAKE0000" not in blob  # key ids appear only as hints (ASIA…0001)
     assert len(_events(logs, "cache.fetch.end")) >= 3
+
+
+async def test_custom_source_failure_is_logged_with_its_redacted_message(
+    make_cache: Callable[..., CredentialCache], source: FakeSource
+) -> None:
+    """A custom source's RuntimeError: the log line, status() and the error say why, redacted."""
+    hex_token = "0123456789abcdef0123456789abcdef"
+    dotted = "abcdefghij123456.ABCDEFGHIJ654321.0123456789abcdef"
+    source.script.append(
+        RuntimeError(f"vault 403 for token {hex_token} lease {dotted} password=hunter2")
+    )
+    with capture_logs() as logs:
+        async with make_cache(source) as cache:
+            with pytest.raises(CredentialFetchError) as info:
+                await cache.get()
+            status = json.dumps(cache.status())
+    (failed,) = _events(logs, "cache.fetch.failed")
+    assert failed["cause_class"] == "RuntimeError"
+    assert "vault 403" in failed["reason"], "the operator sees why"
+    for text in (repr(failed), str(info.value), status):
+        assert hex_token not in text and "ABCDEFGHIJ654321" not in text and "hunter2" not in text
+        assert "vault 403" in text

@@ -6,11 +6,11 @@ import gc
 from collections.abc import Callable
 
 import anyio
-from structlog.testing import capture_logs
 
 from pool.cache import CredentialCache
 from pool.credentials import Credentials
 from tests.cache.cache_fakes import FakeClock, FakeSource, settle
+from tests.logcapture import capture_logs
 
 
 async def _rotate(cache: CredentialCache, times: int) -> None:

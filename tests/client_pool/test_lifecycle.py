@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-import structlog
 
 from pool import ClientPool
 from pool.cache import CredentialCache
@@ -22,6 +21,7 @@ from tests.client_pool.pool_helpers import (
     rotate,
     until,
 )
+from tests.logcapture import capture_logs
 
 
 def _tasks() -> set[asyncio.Task[Any]]:
@@ -177,7 +177,7 @@ async def test_status_is_json_and_nothing_leaks_secrets(
     driver: str, mongo: MongoStandIn, cache: CredentialCache, source: MintingSource
 ) -> None:
     """status(), repr and every log line stay free of secret keys and session tokens."""
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with make_pool(mongo, cache, driver, warmup_timeout=2.0) as cp:
             await rotate(cp, cache)
             mongo.reject_auth(True)
@@ -228,7 +228,7 @@ async def test_warmup_error_text_is_redacted(
             f"token={creds.session_token}"
         )
 
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with make_pool(mongo, cache, driver) as cp:
             monkeypatch.setattr(adapter, "_ping", leaky_ping)
             await cache.refresh()

@@ -4,7 +4,7 @@
   the test's loop, sharing the ``faults`` injector;
 * ``mini``: a bare loopback HTTP server whose answer a test sets, for
   responses the stand-ins never give (garbage, missing fields, redirects);
-* ``logs``: structlog output captured for the test, to check for secrets.
+* ``logs``: the library's log events captured for the test, to check for secrets.
 
 Environments are passed to ``from_env``/``from_environment`` as explicit
 dicts; ``os.environ`` is never touched.
@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp import web
 
 from pool.standins.authority import CredentialAuthority
 from pool.standins.aws import AwsStandIns
 from pool.standins.faults import FaultInjector
 from pool.standins.laptop import DeveloperHome
+from tests.logcapture import capture_logs
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -107,8 +107,8 @@ async def mini() -> AsyncIterator[MiniServer]:
 
 @pytest.fixture
 def logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog event emitted during the test."""
-    with structlog.testing.capture_logs() as captured:
+    """Every library log event emitted during the test."""
+    with capture_logs() as captured:
         yield captured
 
 

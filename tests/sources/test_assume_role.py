@@ -11,6 +11,14 @@ from pool.standins.aws import AwsStandIns
 from pool.standins.faults import FaultInjector
 
 TARGET = "arn:aws:iam::222233334444:role/atlas-reader"
+
+
+@pytest.fixture(autouse=True)
+def _target_role_exists(aws: AwsStandIns) -> None:
+    """STS (and its stand-in) assume only roles that exist: register the target role."""
+    aws.authority.configure_role(TARGET)
+
+
 FAST = {"timeout": 0.5, "connect_timeout": 0.5, "backoff": 0.0}
 
 

@@ -224,10 +224,14 @@ async def test_crlf_in_tokens_is_refused(aws: AwsStandIns, tmp_path: Path) -> No
         "http://10.0.0.1/creds",
         "ftp://127.0.0.1/creds",
         "/relative/only",
+        "https://creds.example.com/v1",
+        "https://evil.test/",
+        "HtTpS://evil.test/creds",
+        "https://169.254.169.254/",
     ],
 )
 def test_refused_full_uris(uri: str) -> None:
-    """Plain http outside botocore's allowed hosts is refused before any request, with the fix."""
+    """Any scheme outside botocore's allowed hosts is refused before any request, with the fix."""
     with pytest.raises(ConfigurationError) as info:
         ContainerSource.from_env({"AWS_CONTAINER_CREDENTIALS_FULL_URI": uri})
     assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" in str(info.value)
@@ -236,7 +240,7 @@ def test_refused_full_uris(uri: str) -> None:
 @pytest.mark.parametrize(
     ("uri", "name"),
     [
-        ("https://creds.example.com/v1", "ecs"),
+        ("https://localhost:8443/v1", "ecs"),
         ("http://127.0.0.2:8080/creds", "ecs"),
         ("http://[::1]:8080/creds", "ecs"),
         ("http://localhost/creds", "ecs"),
@@ -246,7 +250,7 @@ def test_refused_full_uris(uri: str) -> None:
     ],
 )
 def test_allowed_full_uris(uri: str, name: str) -> None:
-    """https anywhere; http to loopback, the ECS and EKS agent addresses, localhost."""
+    """http or https to loopback, the ECS and EKS agent addresses, localhost (botocore's rule)."""
     source = ContainerSource.from_env({"AWS_CONTAINER_CREDENTIALS_FULL_URI": uri})
     assert source.url == uri and source.name == name
 
@@ -301,7 +305,14 @@ async def test_unusable_url_is_not_retried_and_its_query_not_quoted(no_secret) -
     """A URL aiohttp cannot use fails once, non-retryable, without its query or the token."""
     token = "container-auth-token-recognisable"
     uri = "https://exa_mple\u00e9..com/creds?sig=QUERY-SECRET-recognisable"
-    async with ContainerSource(full_uri=uri, auth_token=token, attempts=3, **FAST) as source:
+    # The constructor refuses such a host (botocore's rule, so the query never shows):
+    with pytest.raises(ConfigurationError) as refused:
+        ContainerSource(full_uri=uri, auth_token=token)
+    no_secret("QUERY-SECRET-recognisable", refused.value)
+    # The HTTP layer still fails cleanly on a URL it cannot use.
+    allowed = "http://127.0.0.1:9/creds"
+    async with ContainerSource(full_uri=allowed, auth_token=token, attempts=3, **FAST) as source:
+        source.url = uri
         with pytest.raises(CredentialFetchError, match="not valid") as info:
             await source.fetch()
         assert source.http.requests_sent == 1

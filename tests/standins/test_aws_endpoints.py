@@ -322,7 +322,7 @@ async def test_oversized_body_is_413(aws: AwsStandIns, http: aiohttp.ClientSessi
 
 async def test_logs_never_carry_secrets(aws: AwsStandIns, http: aiohttp.ClientSession) -> None:
     """Serving and rejecting credentials logs key hints only: no secret, token or auth token."""
-    from structlog.testing import capture_logs
+    from tests.logcapture import capture_logs
 
     with capture_logs() as logs:
         headers = {"Authorization": aws.ecs_auth_token}

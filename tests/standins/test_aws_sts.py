@@ -132,6 +132,7 @@ def test_region_pinned_server_rejects_other_region(
 def test_assume_role_from_user_key_honours_duration(threaded_aws: AwsStandIns) -> None:
     """AssumeRole from a user key returns new credentials with the requested duration."""
     user = threaded_aws.authority.add_long_term_key()
+    threaded_aws.authority.configure_role("arn:aws:iam::123456789012:role/reader")
     answer = client_for(threaded_aws, user).assume_role(
         RoleArn="arn:aws:iam::123456789012:role/reader", RoleSessionName="s1", DurationSeconds=7200
     )
@@ -145,6 +146,7 @@ def test_assume_role_from_user_key_honours_duration(threaded_aws: AwsStandIns) -
 def test_role_chaining_works_and_is_capped_at_one_hour(threaded_aws: AwsStandIns) -> None:
     """Role chaining: assumed-role credentials can AssumeRole, but not for more than 3600 s."""
     first = threaded_aws.authority.mint()
+    threaded_aws.authority.configure_role("arn:aws:iam::123456789012:role/next")
     client = client_for(threaded_aws, first)
     answer = client.assume_role(RoleArn="arn:aws:iam::123456789012:role/next", RoleSessionName="c1")
     chained = answer["Credentials"]
@@ -159,6 +161,34 @@ def test_role_chaining_works_and_is_capped_at_one_hour(threaded_aws: AwsStandIns
         DurationSeconds=7200,
     )
     assert (code, status) == ("ValidationError", 400) and "role chaining" in message
+
+
+def test_unknown_roles_are_refused_as_sts_does(threaded_aws: AwsStandIns) -> None:
+    """AssumeRole / AssumeRoleWithWebIdentity on a role never registered: AccessDenied (403)."""
+    client = client_for(threaded_aws, threaded_aws.authority.mint())
+    code, status, message = error_of(
+        client.assume_role, RoleArn="arn:aws:iam::123456789012:role/nope", RoleSessionName="s1"
+    )
+    assert (code, status) == ("AccessDenied", 403) and "role/nope" in message
+    token = threaded_aws.authority.issue_web_identity_token()
+    code, status, _ = error_of(
+        sts_client(threaded_aws).assume_role_with_web_identity,
+        RoleArn="arn:aws:iam::123456789012:role/nope",
+        RoleSessionName="s1",
+        WebIdentityToken=token,
+    )
+    assert (code, status) == ("AccessDenied", 403)
+    threaded_aws.authority.configure_role("arn:aws:iam::123456789012:role/nope")  # now it exists
+    assert client.assume_role(RoleArn="arn:aws:iam::123456789012:role/nope", RoleSessionName="s1")
+
+
+def test_unknown_roles_can_be_allowed_explicitly() -> None:
+    """CredentialAuthority(allow_unknown_roles=True) restores assume-anything for ad-hoc tests."""
+    from pool.standins.authority import CredentialAuthority
+
+    assert CredentialAuthority().role_config("arn:aws:iam::123456789012:role/nope") is None
+    loose = CredentialAuthority(allow_unknown_roles=True)
+    assert loose.role_config("arn:aws:iam::123456789012:role/nope") is not None
 
 
 def test_assume_role_requires_signature(threaded_aws: AwsStandIns) -> None:

@@ -9,7 +9,6 @@ import anyio
 import bson
 import pymongo_auth_aws
 import pytest
-import structlog
 from bson.binary import Binary
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
@@ -17,6 +16,7 @@ from pymongo.errors import OperationFailure
 
 from pool.standins.authority import CredentialAuthority, IssuedCredentials
 from pool.standins.mongo import MongoStandIn, region_for
+from tests.logcapture import capture_logs
 from tests.standins.mongo_fixtures import *  # noqa: F403
 from tests.standins.mongo_fixtures import FakeClock, RawConnection, async_client, aws_options
 
@@ -205,7 +205,7 @@ async def test_logs_carry_the_reason_but_never_a_secret(
     """Auth log lines name the reason and a key hint, never the secret key or session token."""
     creds = mongo_authority.mint()
     assert creds.session_token is not None
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         await _with_async(mongo_server, aws_options(creds))
         with pytest.raises(OperationFailure):
             await _with_async(mongo_server, aws_options(creds, secret="y" * 40))
@@ -293,6 +293,8 @@ BAD_STARTS = {
     "nonce not binary": _payload(r="x" * 32, p=110),
     "bad cb flag": _payload(r=Binary(b"x" * 32), p=112),
     "bool cb flag": _payload(r=Binary(b"x" * 32), p=True),
+    "double cb flag n": _payload(r=Binary(b"x" * 32), p=110.0),
+    "double cb flag y": _payload(r=Binary(b"x" * 32), p=121.0),
     "no cb flag": _payload(r=Binary(b"x" * 32)),
     "not bson": b"\x07\x00\x00\x00garbage",
     "string payload": "hello",
@@ -314,6 +316,16 @@ async def test_bad_sasl_start_payload_fails_with_18(
         }
         assert (await conn.command({"ping": 1, "$db": "admin"}))["ok"] == 1.0
     assert mongo_server.stats.auth_failures["bad_payload"] == 1
+
+
+async def test_a_double_cb_flag_is_logged_with_its_reason(mongo_server: MongoStandIn) -> None:
+    """A gs2 flag sent as a BSON double: code 18, counted, the reason in the server's log."""
+    with capture_logs() as logs:
+        async with RawConnection.open(mongo_server) as conn:
+            reply = await conn.command(_start(_payload(r=Binary(b"x" * 32), p=110.0)))
+    assert reply["code"] == 18
+    (failed,) = [e for e in logs if e["event"] == "mongo.auth_failed"]
+    assert failed["reason"] == "bad_payload" and "110 or 121" in failed["detail"]
 
 
 async def test_sasl_continue_checks_signed_headers_and_sequence(

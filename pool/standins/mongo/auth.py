@@ -124,7 +124,8 @@ class AwsConversation:
         nonce, flag = doc.get("r"), doc.get("p")
         if not isinstance(nonce, bytes) or len(nonce) != 32:
             raise AuthFailure("bad_payload", "client nonce must be 32 bytes")
-        if isinstance(flag, bool) or flag not in (110, 121):
+        # An int (BSON int32/int64) only: a double 110.0 equals 110 but is not a flag.
+        if not isinstance(flag, int) or isinstance(flag, bool) or flag not in (110, 121):
             raise AuthFailure("bad_payload", "gs2 channel binding flag must be 110 or 121")
         self._cb_flag = chr(flag)
         self._nonce = nonce + os.urandom(32)

@@ -44,6 +44,7 @@ from pool.standins.mongo.sessions import Sessions
 from pool.standins.mongo.tls import TlsMaterial
 from pool.standins.mongo.topology import MemberRole, ReplicaSetState, RouterRole
 from pool.standins.mongo.wire import Request
+from pool.standins.throttle import RateCounters
 
 __all__ = ["MongoCluster"]
 
@@ -207,6 +208,7 @@ class MongoCluster(AsyncResource):
             total.tls_failures += s.tls_failures
             total.awaited_hellos += s.awaited_hellos
             total.faults_fired.update(s.faults_fired)
+        total.rates = RateCounters.merged(s.rates for s in self.stats_by_member)
         return total
 
     @property

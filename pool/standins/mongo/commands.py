@@ -37,6 +37,7 @@ from pool.standins.mongo.errors import CommandError, error_reply
 from pool.standins.mongo.sessions import Sessions
 from pool.standins.mongo.topology import Role, StandaloneRole
 from pool.standins.mongo.wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
+from pool.standins.throttle import RateCounters
 
 __all__ = ["ConnectionState", "Dispatcher", "MongoStats"]
 
@@ -71,6 +72,8 @@ class MongoStats:
     ``auth_failures`` is keyed by reason (``sts:ExpiredToken``, ``unmapped_role``,
     ``bad_payload``, ``rejected``...), ``commands`` by canonical command name.
     ``sts_calls`` counts GetCallerIdentity verifications (Atlas's STS quota).
+    ``rates`` counts per wall-clock second ``connections`` opened, ``saslStart``
+    received and ``auth`` (successful authentications), for the fleet benchmarks.
     """
 
     connections_opened: int = 0
@@ -86,6 +89,7 @@ class MongoStats:
     #: Awaitable hellos received (each opens a stream: PyMongo's streaming monitor).
     awaited_hellos: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
+    rates: RateCounters = field(default_factory=RateCounters)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain copy, safe to keep while the server goes on counting."""
@@ -101,6 +105,7 @@ class MongoStats:
             "tls_failures": self.tls_failures,
             "awaited_hellos": self.awaited_hellos,
             "faults_fired": dict(self.faults_fired),
+            "per_second": self.rates.snapshot(),
         }
 
 
@@ -272,6 +277,7 @@ class Dispatcher:
 
     def _sasl_start(self, conn: ConnectionState, request: Request) -> dict[str, Any]:
         conn.conversation = None
+        self.stats.rates.record("saslStart")
         mechanism = request.body.get("mechanism")
         if mechanism != MECHANISM:
             self._auth_failed(conn, "mechanism", f"mechanism {str(mechanism)[:40]!r}")
@@ -305,6 +311,7 @@ class Dispatcher:
             return self._auth_failed(conn, "rejected", f"reject_auth is set ({principal.key_hint})")
         conn.user = principal.user
         self.stats.auth_successes += 1
+        self.stats.rates.record("auth")
         log.info(
             "mongo.auth_succeeded",
             conn=conn.id,

@@ -39,6 +39,12 @@ from pool.standins.mongo.commands import (
 )
 from pool.standins.mongo.crud import Storage
 from pool.standins.mongo.errors import error_reply
+from pool.standins.mongo.limits import (
+    LimitStats,
+    MongoLimits,
+    read_limited_frame,
+    refuse_unauthenticated,
+)
 from pool.standins.mongo.sessions import Sessions
 from pool.standins.mongo.topology import Role
 from pool.standins.mongo.wire import (
@@ -48,7 +54,6 @@ from pool.standins.mongo.wire import (
     encode_reply,
     parse_request,
 )
-from pool.standins.mongo.wire import read_frame as _read_frame
 
 __all__ = ["MongoStandIn"]
 
@@ -92,6 +97,7 @@ class MongoStandIn(AsyncResource):
         storage: Storage | None = None,
         sessions: Sessions | None = None,
         commands: Mapping[str, AdminCommand] | None = None,
+        limits: MongoLimits | None = None,
     ) -> None:
         if command_delay < 0:
             raise ConfigurationError(f"command_delay must be >= 0 seconds, got {command_delay}")
@@ -101,6 +107,11 @@ class MongoStandIn(AsyncResource):
         self.faults = faults if faults is not None else FaultInjector()
         self.command_delay = command_delay
         self.max_message_size = max_message_size
+        self.limits = limits or MongoLimits(
+            max_message_size=max_message_size,
+            max_unauthenticated_message_size=min(64 * 1024, max_message_size),
+        )
+        self.limit_stats = LimitStats()
         self.stats = MongoStats()
         self._owns_storage = storage is None
         self._storage = storage if storage is not None else Storage()
@@ -250,9 +261,17 @@ class MongoStandIn(AsyncResource):
             writer.transport.abort()
             return
         peer = writer.get_extra_info("peername")
+        if len(self._connections) >= self.limits.max_connections:
+            self.limit_stats.connections_refused += 1
+            log.warning(
+                "mongo.connection_refused", peer=str(peer), limit=self.limits.max_connections
+            )
+            writer.transport.abort()
+            return
         conn = ConnectionState(next(self._conn_ids), f"{peer[0]}:{peer[1]}" if peer else "?")
         self._connections[conn.id] = (writer, task)
         self.stats.connections_opened += 1
+        self.stats.rates.record("connections")
         self.stats.connections_open += 1
         self.stats.connections_peak = max(self.stats.connections_peak, self.stats.connections_open)
         try:
@@ -262,6 +281,9 @@ class MongoStandIn(AsyncResource):
         except WireProtocolError as exc:
             self.stats.protocol_errors += 1
             log.info("mongo.protocol_error", conn=conn.id, peer=conn.peer, error=str(exc))
+        except TimeoutError:
+            self.limit_stats.idle_closed += 1
+            log.info("mongo.idle_unauthenticated_closed", conn=conn.id, peer=conn.peer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the client went away, or the server is closing
         except Exception:
@@ -287,9 +309,16 @@ class MongoStandIn(AsyncResource):
         self, conn: ConnectionState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         while True:
-            frame = await _read_frame(reader, self.max_message_size)
+            authenticated = conn.user is not None or not self._dispatcher.require_auth
+            frame = await read_limited_frame(reader, self.limits, authenticated=authenticated)
             if frame is None:
                 return
+            refused = None if authenticated else refuse_unauthenticated(*frame)
+            if refused is not None:  # answered without decoding the body
+                self.limit_stats.unauthenticated_refused += 1
+                writer.write(self._encode(*refused))
+                await writer.drain()
+                continue
             request = parse_request(*frame)
             reply = await self._apply_faults(request, reader)
             if isinstance(reply, str):
