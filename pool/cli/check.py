@@ -58,64 +58,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="SPEC", help=argparse.SUPPRESS)
 
 
-def host_port(url: str, default_port: int = 443) -> str:
-    """``host:port`` of an http(s) URL (what a call went to; never a path or a token)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or (80 if parts.scheme == "http" else default_port)
-    host = parts.hostname or "?"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and 127.0.0.0/8 / ``::1`` literals."""
-    import ipaddress
-
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def fetch_target(source: Any) -> str:
-    """Where ``source.fetch()`` goes: ``host:port``, or what it reads instead of a network."""
-    if callable(getattr(source, "subscribe", None)):  # a CredentialCache: its source
-        return fetch_target(source.source)
-    base = getattr(source, "base", None)  # AssumeRoleSource: its base first
-    for attr in ("url", "endpoint"):
-        value = getattr(source, attr, None)
-        if isinstance(value, str):
-            return host_port(value)
-    inner = getattr(source, "_inner", None)  # ProfileSource: what the profile resolved to
-    if inner is not None and inner is not source:
-        return fetch_target(inner)
-    from pool.cli.check_where import sts_endpoint_of
-
-    endpoint = sts_endpoint_of(source)
-    if endpoint is not None:
-        own = host_port(endpoint.url)
-        return own if base is None else f"{fetch_target(base)}, then {own}"
-    if type(source).__name__ == "EnvironmentSource":
-        return "no network (environment variables)"
-    return type(source).__name__
-
-
-def mongo_hosts(uri: str) -> list[str]:
-    """The seed hosts of a ``mongodb://`` URI (empty for ``mongodb+srv://``: resolved by DNS)."""
-    from pymongo.uri_parser import parse_uri
-
-    if uri.lower().startswith("mongodb+srv://"):
-        return []
-    try:
-        return [f"{h}:{p}" for h, p in parse_uri(uri, warn=True)["nodelist"]]
-    except Exception:
-        return []
-
-
 def iam_role_arn(arn: str) -> str:
     """``arn:aws:sts::A:assumed-role/R/S`` → ``arn:aws:iam::A:role/R``, the ARN Atlas maps."""
     m = _ASSUMED.match(arn)
@@ -281,7 +223,7 @@ async def _fetch(report: Report, source: Any) -> Any:
     Then where the credentials came from and, for STS sources, the endpoint used.
     """
     from pool._internal.log import key_hint
-    from pool.cli.check_where import origin, sts_endpoint_of
+    from pool.cli.check_where import fetch_target, origin, sts_endpoint_of
     from pool.sources import aclose_source
 
     failure: Exception | None = None
@@ -327,6 +269,7 @@ async def _whoami(
     not: credentials minted by stand-ins mean nothing to AWS, and no call of
     ``check`` against the stand-ins may leave the machine.
     """
+    from pool.cli.check_where import host_port, is_loopback, mongo_hosts
     from pool.sources._sts_endpoint import resolve_sts_endpoint
 
     sts_host = host_port(resolve_sts_endpoint(environ).url)
