@@ -29,16 +29,30 @@ tasks ended while it is open, when the credential cache's task crashed, or
 when one warm-up has run for more than twice ``warmup_timeout`` plus
 :data:`STUCK_GRACE` (it is bounded by ``warmup_timeout``, so it hangs).
 
-Everything here is pure: :func:`assess` maps a :class:`HealthInputs` snapshot
-to a :class:`Health`, so every row above is a unit test with no server.
+:func:`assess` is pure: it maps a :class:`HealthInputs` snapshot to a
+:class:`Health`, so every row above is a unit test with no server;
+:func:`pool_health` reads those facts from a pool's parts (no I/O, no await).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["STUCK_GRACE", "Health", "HealthInputs", "Probe", "ProbeStatus", "assess"]
+if TYPE_CHECKING:
+    from pool.client_pool.rotation import Gen, Rotator
+
+__all__ = [
+    "STUCK_GRACE",
+    "Health",
+    "HealthInputs",
+    "Probe",
+    "ProbeStatus",
+    "assess",
+    "pool_health",
+]
 
 ProbeStatus = Literal["ok", "degraded", "failing"]
 
@@ -161,3 +175,36 @@ def _liveness(f: HealthInputs) -> Probe:
             f"{f.warmup_timeout:g} s): it hangs"
         )
     return Probe("failing", tuple(reasons)) if reasons else Probe("ok")
+
+
+def pool_health(
+    *,
+    now: float,
+    state: str,
+    current: Gen | None,
+    rotator: Rotator,
+    cache: Mapping[str, Any],
+    tasks: Sequence[asyncio.Task[None]],
+    warmup_timeout: float,
+) -> Health:
+    """:func:`assess` on the facts read from one pool's parts at ``now`` (monotonic)."""
+    error = cache.get("last_error")
+    warm_error = rotator.last_error
+    since = rotator.warming_since
+    dead = () if state != "open" else tuple(t.get_name() for t in tasks if t.done())
+    return assess(
+        HealthInputs(
+            pool_state=state,
+            serving=current is not None,
+            remaining_s=None if current is None else current.credentials.remaining(now),
+            connections=0 if current is None else current.handle.monitor.ready,
+            cache_state=str(cache.get("state")),
+            cache_error=None if not error else str(error.get("message")),
+            cache_failures=int(cache.get("consecutive_failures") or 0),
+            dead_tasks=dead,
+            warming_for_s=None if since is None else now - since,
+            warmup_timeout=warmup_timeout,
+            warmup_failures_in_a_row=rotator.failures_in_a_row,
+            last_warmup_error=None if warm_error is None else str(warm_error[1]),
+        )
+    )

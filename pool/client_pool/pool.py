@@ -33,7 +33,7 @@ from pool.cache import CredentialCache
 from pool.client_pool.diagnose import with_role
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
-from pool.client_pool.health import Health, HealthInputs, assess
+from pool.client_pool.health import Health, pool_health
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import auth_error, refused_not_primary, retry_worthy
 from pool.client_pool.rotation import Gen, Rotator
@@ -424,27 +424,12 @@ class ClientPool(AsyncResource, Generic[ClientT]):
 
         Never blocks, never does I/O: built for probes called every few seconds.
         """
-        now = time.monotonic()
-        current = self._book.current
-        remaining = None if current is None else current.credentials.remaining(now)
-        cache = self._cache.status()
-        error = cache.get("last_error")
-        warm_error = self._rot.last_error
-        since = self._rot.warming_since
-        dead = () if self._state != "open" else tuple(t.get_name() for t in self._tasks if t.done())
-        return assess(
-            HealthInputs(
-                pool_state=self._state,
-                serving=current is not None,
-                remaining_s=remaining,
-                connections=0 if current is None else current.handle.monitor.ready,
-                cache_state=str(cache.get("state")),
-                cache_error=None if not error else str(error.get("message")),
-                cache_failures=int(cache.get("consecutive_failures") or 0),
-                dead_tasks=dead,
-                warming_for_s=None if since is None else now - since,
-                warmup_timeout=self._warmup_timeout,
-                warmup_failures_in_a_row=self._rot.failures_in_a_row,
-                last_warmup_error=None if warm_error is None else str(warm_error[1]),
-            )
+        return pool_health(
+            now=time.monotonic(),
+            state=self._state,
+            current=self._book.current,
+            rotator=self._rot,
+            cache=self._cache.status(),
+            tasks=self._tasks,
+            warmup_timeout=self._warmup_timeout,
         )
