@@ -98,7 +98,7 @@ async def pool_figures(driver: str, warm: int) -> dict[str, Any]:
             await burst(5)
             steady = [s.connections_peak for s in rs.stats_by_member]
             before = [s.commands["saslStart"] for s in rs.stats_by_member]
-            gen = cp.status()["generation"]
+            gen = cp.status().generation or 0
             await cache.refresh()
             await cp.wait_for_generation(gen + 1)
             at_swap = [
@@ -181,7 +181,7 @@ async def transactions(driver: str, workers: int, rotations: int) -> dict[str, A
 
             tasks = [asyncio.create_task(worker(w)) for w in range(workers)]
             for _ in range(rotations):
-                gen = cp.status()["generation"]
+                gen = cp.status().generation or 0
                 await cache.refresh()
                 await cp.wait_for_generation(gen + 1)
                 await asyncio.sleep(0.2)

@@ -55,7 +55,7 @@ async def record(ctx: dict[str, Any], job_id: int, payload: str) -> dict[str, An
     if found is None:
         raise RuntimeError(f"job {job_id}: acknowledged write not found")
     await asyncio.sleep(float(os.environ.get("JOB_WORK_SECONDS", "0")))  # the job's other work
-    return {"job_id": job_id, "worker": found["worker"], "generation": cp.status()["generation"]}
+    return {"job_id": job_id, "worker": found["worker"], "generation": cp.status().generation}
 
 
 class WorkerSettings:

@@ -57,7 +57,7 @@ async def run(
                 failed += 1
             await asyncio.sleep(think)  # the rest of the job
 
-    async with ClientPool(  # type: ignore[call-overload]
+    async with ClientPool(
         env["MONGODB_URI"],
         credentials=from_environment(env),
         driver=env.get("MONGODB_DRIVER", "pymongo"),
@@ -73,8 +73,8 @@ async def run(
     return {
         "done": done,
         "failed": failed,
-        "rotations": status["rotations"],
-        "dropped_leases": status["dropped_leases"],
+        "rotations": status.rotations,
+        "dropped_leases": status.dropped_leases,
     }
 
 

@@ -41,7 +41,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     env = os.environ if environ is None else environ
 
     def make_pool() -> ClientPool[Any]:
-        return ClientPool(  # type: ignore[call-overload, no-any-return]
+        return ClientPool(
             env["MONGODB_URI"],
             credentials=from_environment(env),
             driver=env.get("MONGODB_DRIVER", "pymongo"),

@@ -39,7 +39,7 @@ POOL: ClientPool[Any] | None = None
 
 
 def _new_pool() -> ClientPool[Any]:
-    return ClientPool(  # type: ignore[call-overload, no-any-return]
+    return ClientPool(
         os.environ.get("MONGODB_URI", "mongodb://localhost:27017/"),
         credentials=EnvironmentSource(),
         driver=os.environ.get("MONGODB_DRIVER", "pymongo"),

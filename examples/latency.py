@@ -70,7 +70,7 @@ async def measure(
 
     async with (
         CredentialCache(from_environment(env), owns_source=True) as cache,
-        ClientPool(  # type: ignore[call-overload]
+        ClientPool(
             env["MONGODB_URI"],
             credentials=cache,
             driver=env.get("MONGODB_DRIVER", "pymongo"),
@@ -84,7 +84,7 @@ async def measure(
             rotation_marks.append(time.monotonic())
             await cache.refresh()
         await asyncio.gather(*tasks)
-        rotations = cp.status()["rotations"]
+        rotations = cp.status().rotations
     return {
         "steady": _summary(steady),
         "around_rotation": _summary(around),

@@ -7,7 +7,14 @@ Lambda cold-start path (environment variables) must stay cheap.
 from pool import sources as sources
 from pool._internal.scrub import set_log_scrubbing
 from pool.cache import CredentialCache, Fleet, Subscription
-from pool.client_pool import ClientPool
+from pool.client_pool import (
+    ClientPool,
+    ConnectionCounts,
+    CredentialStatus,
+    GenerationStatus,
+    PoolStatus,
+    WarmupFailure,
+)
 from pool.credentials import Credentials
 from pool.errors import (
     AuthenticationError,
@@ -17,6 +24,7 @@ from pool.errors import (
     CredentialsExpiredError,
     CredentialsRefusedError,
     InvariantError,
+    LeaseExpiredError,
     NoAwsEnvironmentError,
     NoCredentialsFoundError,
     PoolClosedError,
@@ -24,6 +32,7 @@ from pool.errors import (
     ServerUnreachableError,
     WarmupError,
 )
+from pool.sources.base import CredentialSource
 
 __version__ = "0.1.0"
 
@@ -31,21 +40,28 @@ __all__ = [
     "AuthenticationError",
     "ClientPool",
     "ConfigurationError",
+    "ConnectionCounts",
     "CredentialCache",
     "CredentialError",
     "CredentialFetchError",
+    "CredentialSource",
+    "CredentialStatus",
     "Credentials",
     "CredentialsExpiredError",
     "CredentialsRefusedError",
     "Fleet",
+    "GenerationStatus",
     "InvariantError",
+    "LeaseExpiredError",
     "NoAwsEnvironmentError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "PoolStatus",
     "ServerUnreachableError",
     "Subscription",
     "WarmupError",
+    "WarmupFailure",
     "__version__",
     "set_log_scrubbing",
 ]

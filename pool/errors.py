@@ -23,6 +23,7 @@ __all__ = [
     "CredentialsExpiredError",
     "CredentialsRefusedError",
     "InvariantError",
+    "LeaseExpiredError",
     "NoAwsEnvironmentError",
     "NoCredentialsFoundError",
     "PoolClosedError",
@@ -137,6 +138,20 @@ class CredentialsExpiredError(CredentialError):
 
 class AuthenticationError(PoolError):
     """The MongoDB server refused the credentials (code 18, AuthenticationFailed)."""
+
+
+class LeaseExpiredError(AuthenticationError):
+    """A lease needed a *new* connection after its client's credentials had expired.
+
+    A MONGODB-AWS connection is authenticated once, when it opens: the ones a
+    lease already has keep working past the credentials' expiry, but MongoDB
+    refuses every new one. Raised from ``async with cp.client()`` with the
+    driver's error as ``__cause__``; ``generation`` is the client's number.
+    """
+
+    def __init__(self, message: str, *, generation: int) -> None:
+        super().__init__(message)
+        self.generation = generation
 
 
 class WarmupError(PoolError):

@@ -177,19 +177,19 @@ async def _run_env(row: Row, emulator: Any, args: argparse.Namespace, seconds: f
                     await asyncio.sleep(0.25)
                     status = cp.status()
                     row.ops, row.failed = work.ops, work.failed
-                    row.rotations = status.get("rotations", 0)
-                    creds = status.get("credentials") or {}
-                    row.remaining = creds.get("remaining_s")
+                    row.rotations = status.rotations
+                    row.remaining = (
+                        None if status.credentials is None else (status.credentials.remaining_s)
+                    )
                 stop.set()
                 await runner
                 row.ops, row.failed = work.ops, work.failed
-                final = cp.status()
-                row.rotations = final.get("rotations", 0)
+                row.rotations = cp.status().rotations
                 row.missing = await work.missing()
                 if work.errors:
                     row.error = ", ".join(f"{k}×{v}" for k, v in work.errors.items())
             # Read after close: a warm-up that finished while the pool closed counts too.
-            row.partial_warmups = cp.status().get("partial_warmups", 0)
+            row.partial_warmups = cp.status().partial_warmups
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -4,11 +4,27 @@
 * :mod:`.generations` — the bookkeeping of generations and leases, no I/O;
 * :mod:`.rotation` — build, warm, swap, drain: the I/O that the book decides;
 * :mod:`.retry` — which failures ``run()`` retries on a newer client;
+* :mod:`.status` — the typed records ``status()`` returns;
 * :mod:`.drivers` — PyMongo and Motor behind one interface;
+* :mod:`.filling` — opening connections ahead of traffic, and never on a replaced client;
 * :mod:`.monitor` — connection counts from the drivers' CMAP events;
 * :mod:`.options` — checking the URI and client options.
 """
 
 from pool.client_pool.pool import ClientPool
+from pool.client_pool.status import (
+    ConnectionCounts,
+    CredentialStatus,
+    GenerationStatus,
+    PoolStatus,
+    WarmupFailure,
+)
 
-__all__ = ["ClientPool"]
+__all__ = [
+    "ClientPool",
+    "ConnectionCounts",
+    "CredentialStatus",
+    "GenerationStatus",
+    "PoolStatus",
+    "WarmupFailure",
+]

@@ -10,17 +10,26 @@ How warm-up works, and why this way. PyMongo opens connections lazily and at
 most ``maxConnecting`` (default 2) at a time, and a burst of concurrent
 operations mostly queues for the connections already open, so N concurrent
 pings do not leave N connections behind. The driver's own mechanism for
-"keep N authenticated connections ready" is ``minPoolSize``: its periodic
-task (``_process_periodic_tasks``, every second) fills the pool up to it.
-So each client is built with ``minPoolSize = max(user's minPoolSize,
-warm_connections)``; warm-up pings once (which connects, selects the
-server and authenticates the first connection, so a refused credential
-fails fast with code 18), then runs the driver's pool-filling step at once,
-``maxConnecting`` copies in parallel, instead of waiting for the next
-periodic tick; and it waits until a CMAP listener has seen the connections
-become ready. ``_process_periodic_tasks`` is private; if a PyMongo release
-drops it, warm-up falls back to waiting for the periodic task, which does
-the same within about a second.
+"keep N authenticated connections ready" is ``minPoolSize``, filled by
+``_process_periodic_tasks``. Warm-up pings once (which connects, selects the
+server and authenticates the first connection, so a refused credential fails
+fast with code 18), then raises the pools' minimum to ``warm_connections``
+and runs that pool-filling step itself, ``maxConnecting`` copies in
+parallel, until a CMAP listener has seen the connections become ready; then
+it puts the minimum back to the user's ``minPoolSize`` (0 by default).
+
+Why not simply build the client with ``minPoolSize=warm_connections``, as
+earlier versions did: PyMongo's periodic task would keep filling the client
+after the swap, and once a *replaced* client's credentials expire each
+attempt fails with code 18 and clears its pool under the leases still
+draining on it. So no client opens connections on its own beyond the user's
+``minPoolSize``, and a replaced client none at all (:meth:`Driver.stop_filling`
+when it starts draining): its leases keep the authenticated connections they
+have, which outlive the credentials. The details, and why a fill step is
+never cancelled half-way (PyMongo leaks the socket of a cancelled connect),
+are in :mod:`pool.client_pool.filling`. ``_process_periodic_tasks`` is
+private; if a PyMongo release drops it, warm-up waits for the driver's own
+periodic task, which fills the raised minimum within about a second.
 
 Motor caveat: Motor runs every client's I/O on one process-wide thread pool
 (``MOTOR_MAX_WORKERS``, default CPU count x 5). Building, filling and closing
@@ -39,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -48,9 +56,11 @@ import anyio.to_thread
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
+from pool._internal.clock import SYSTEM_CLOCK, Clock, fail_after
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
-from pool.client_pool import diagnose
+from pool._internal.shield import finish
+from pool.client_pool import diagnose, filling
 from pool.client_pool.monitor import ConnectionMonitor, warm_members
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
 from pool.errors import ConfigurationError
@@ -78,7 +88,9 @@ AUTH_FAILED = 18  # mongod's code for every failed authentication ("Authenticati
 
 _log = get_logger(__name__)
 
-_POLL = 0.02  # seconds between checks of the connection count while filling
+# Real seconds a warm-up waits for a connection event before running the fill
+# step again (the driver's periodic task may hold the maxConnecting slots).
+_RECHECK = 0.25
 
 
 class CredentialSupplier(Protocol):
@@ -101,12 +113,13 @@ class DriverClient:
     monitor: ConnectionMonitor = field(repr=False)
     closing: bool = False  # close() started
     closed: bool = False  # close() returned
+    min_pool_size: int = 0  # the user's minPoolSize: what the pools fill to outside warm-up
+    filling_stopped: bool = False  # stop_filling() was called: the client opens nothing itself
     # The credentials' secret parts, only to scrub them from error text.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 _live: set[int] = set()  # ids of DriverClients built and not yet closed (leak checks)
-_cleanups: set[asyncio.Task[None]] = set()  # closes of orphaned builds (strong refs)
 _auth_loaded: set[str] = set()  # lazily imported auth modules already loaded, process-wide
 
 
@@ -170,9 +183,16 @@ class Driver:
     name: DriverName
     # Modules PyMongo imports inside the first authentication (see _load_auth_modules).
     auth_modules: tuple[str, ...] = ("pymongo_auth_aws",)
+    # Whether close() first lets connection attempts in flight finish (the
+    # asyncio driver: a cancelled attempt leaks its socket; see filling).
+    settle_before_close = False
 
     def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def _core(self, client: Any) -> Any:
+        """The PyMongo client object behind ``client`` (Motor: its delegate)."""
+        return client
 
     async def _make(self, uri: str, kwargs: dict[str, Any]) -> Any:
         return self._new_client(uri, kwargs)
@@ -191,8 +211,6 @@ class Driver:
         uri: str,
         supplier: CredentialSupplier,
         options: Mapping[str, Any],
-        *,
-        warm_connections: int = 0,
     ) -> DriverClient:
         """A new, unconnected client for ``supplier``'s credentials.
 
@@ -203,13 +221,13 @@ class Driver:
         closed, and the cancellation re-raised.
         """
         monitor = ConnectionMonitor()
-        kwargs = client_kwargs(supplier.client_options(), options, warm_connections, monitor)
+        kwargs = client_kwargs(supplier.client_options(), options, monitor)
         await _load_auth_modules(self.auth_modules)
         task = asyncio.get_running_loop().create_task(self._build_handle(uri, kwargs, monitor))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            await self._discard(task)
+            await finish(self._close_when_built(task), name="pool.discard-build")
             raise
 
     async def _build_handle(
@@ -224,25 +242,21 @@ class Driver:
                 "check the URI and the ClientPool keyword arguments"
             ) from None
         handle = DriverClient(
-            client=client, driver=self.name, monitor=monitor, secrets=secrets_of(kwargs)
+            client=client,
+            driver=self.name,
+            monitor=monitor,
+            secrets=secrets_of(kwargs),
+            min_pool_size=filling.min_pool_size(self._core(client)),
         )
         _live.add(id(handle))  # counted from here on, even if the caller is gone
         return handle
 
-    async def _discard(self, build: asyncio.Task[DriverClient]) -> None:
-        """Close whatever ``build`` produces, in a task a second cancellation cannot stop."""
-
-        async def close_when_built() -> None:
-            try:
-                handle = await build
-            except BaseException:  # nothing was built, or it failed: nothing to close
-                return
-            await self.close(handle)
-
-        closer = asyncio.get_running_loop().create_task(close_when_built())
-        _cleanups.add(closer)
-        closer.add_done_callback(_cleanups.discard)
-        await asyncio.shield(closer)
+    async def _close_when_built(self, build: asyncio.Task[DriverClient]) -> None:
+        try:
+            handle = await build
+        except BaseException:  # nothing was built, or it failed: nothing to close
+            return
+        await self.close(handle)
 
     async def warm(
         self,
@@ -251,6 +265,7 @@ class Driver:
         *,
         within: float,
         fill_until: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         startup: bool = False,
         key: str = "-",
         source: str = "",
@@ -258,24 +273,25 @@ class Driver:
         """Connect, ping (authenticating one connection), then open up to ``connections``.
 
         Returns True when all ``connections`` are ready, False when filling
-        stopped at ``fill_until`` (a :func:`time.monotonic` reading) with fewer:
+        stopped at ``fill_until`` (a ``clock.monotonic()`` reading) with fewer:
         the caller needs the client sooner than a full warm-up allows. Raises
         :class:`pool.WarmupError` (the driver's error as ``__cause__``) when the
-        ping fails or after ``within`` seconds. Cancellable; the caller closes
-        the client on failure. An unreachable server fails it as soon as the
-        driver's monitor has seen every server fail, not after ``within``
-        (:class:`pool.ServerUnreachableError`); refused credentials raise
-        :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's first
-        client), ``key`` (a key hint) and ``source`` only shape the message.
+        ping fails or after ``within`` seconds on ``clock``. Cancellable
+        between connection attempts (see :mod:`pool.client_pool.filling`); the
+        caller closes the client on failure. An unreachable server fails it as
+        soon as the driver's monitor has seen every server fail, not after
+        ``within`` (:class:`pool.ServerUnreachableError`); refused credentials
+        raise :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's
+        first client), ``key`` (a key hint) and ``source`` only shape the message.
         """
         try:
-            async with asyncio.timeout(within):
+            async with fail_after(clock, within):
                 await self._ping_or_unreachable(handle, startup)
                 if fill_until is None:
                     await self._fill(handle, connections)
                     return True
                 try:
-                    async with asyncio.timeout_at(_loop_time(fill_until)):
+                    async with fail_after(clock, max(0.0, fill_until - clock.monotonic())):
                         await self._fill(handle, connections)
                     return True
                 except TimeoutError:
@@ -313,26 +329,56 @@ class Driver:
         raise error from diagnose.first_error(handle.client)
 
     async def _fill(self, handle: DriverClient, target: int) -> None:
-        parallel = max(1, int(handle.client.options.pool_options.max_connecting))
-        # warm_connections is per member (see monitor.warm_members).
-        while handle.monitor.short_of(target, warm_members(handle.client)):
-            before = handle.monitor.ready
-            await asyncio.gather(*(self._fill_once(handle.client) for _ in range(parallel)))
-            if handle.monitor.ready <= before:
-                # Another filler (the driver's periodic task) held the
-                # maxConnecting slots, or the step is unavailable: let it run.
-                await asyncio.sleep(_POLL)
+        client = self._core(handle.client)
+        parallel = max(1, int(filling.pool_options(client).max_connecting))
+        try:
+            # warm_connections is per member (see monitor.warm_members).
+            while handle.monitor.short_of(target, warm_members(handle.client)):
+                before = handle.monitor.ready
+                filling.set_min_pool_size(client, max(target, handle.min_pool_size))
+                await filling.run_step(client, [self._step_of(handle.client)] * parallel)
+                if handle.monitor.ready <= before:
+                    # Another filler (the driver's periodic task) held the
+                    # maxConnecting slots, or the step is unavailable: wait
+                    # for the next connection event.
+                    await handle.monitor.wait_change(_RECHECK)
+        finally:
+            if not handle.filling_stopped:
+                filling.set_min_pool_size(client, handle.min_pool_size)
+
+    def _step_of(self, client: Any) -> Any:
+        async def step() -> None:
+            await self._fill_once(client)
+
+        return step
+
+    def stop_filling(self, handle: DriverClient) -> None:
+        """From now on the client opens connections only for its operations, never on its own.
+
+        Called when a generation starts draining (and before closing): its
+        leases keep the authenticated connections they have, and no
+        background fill tries to authenticate with credentials that may
+        expire. Synchronous; takes effect before the driver's next attempt.
+        """
+        handle.filling_stopped = True
+        filling.set_min_pool_size(self._core(handle.client), 0)
 
     async def close(self, handle: DriverClient) -> None:
         """Close the client (idempotent). Does not wait for operations in flight.
 
         Callers shield this from cancellation; errors are logged, not raised,
-        because a close that fails must not stop the others.
+        because a close that fails must not stop the others. On the asyncio
+        driver it first lets connection attempts in flight finish (up to
+        ``connectTimeoutMS``): closing cancels the driver's own fill task,
+        and a connect cancelled half-way leaks its socket.
         """
         if handle.closing:
             return
         handle.closing = True
         try:
+            self.stop_filling(handle)
+            if self.settle_before_close:
+                await self._settle_connects(handle)
             await self._close(handle.client)
         except Exception as exc:  # the client is unusable either way
             _log.warning("client_close_failed", driver=self.name, error=type(exc).__name__)
@@ -340,12 +386,20 @@ class Driver:
             handle.closed = True
             _live.discard(id(handle))
 
+    async def _settle_connects(self, handle: DriverClient) -> None:
+        """Wait (real time, bounded by the connect timeout) until no connection is being opened."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + filling.connect_grace(self._core(handle.client))
+        while handle.monitor.pending and (left := until - loop.time()) > 0:
+            await handle.monitor.wait_change(left)
+
 
 class PyMongoDriver(Driver):
     """PyMongo's native asyncio client, ``pymongo.AsyncMongoClient``."""
 
     name: DriverName = "pymongo"
     auth_modules = ("pymongo_auth_aws", "pymongo.asynchronous.auth")
+    settle_before_close = True
 
     def _new_client(self, uri: str, kwargs: dict[str, Any]) -> Any:
         from pymongo import AsyncMongoClient
@@ -358,10 +412,8 @@ class PyMongoDriver(Driver):
 
     async def _fill_once(self, client: Any) -> None:
         step = getattr(client, "_process_periodic_tasks", None)
-        if step is None:
-            await asyncio.sleep(_POLL)
-            return
-        await step()
+        if step is not None:
+            await step()
 
     async def _close(self, client: Any) -> None:
         await client.close()
@@ -383,32 +435,34 @@ class MotorDriver(Driver):
 
         return AsyncIOMotorClient(uri, **kwargs)
 
+    def _core(self, client: Any) -> Any:
+        return client.delegate
+
     async def _make(self, uri: str, kwargs: dict[str, Any]) -> Any:
         kwargs = {**kwargs, "io_loop": asyncio.get_running_loop()}
         return await anyio.to_thread.run_sync(self._new_client, uri, kwargs)
 
     async def _fill_once(self, client: Any) -> None:
         step = getattr(client.delegate, "_process_periodic_tasks", None)
-        if step is None:
-            await asyncio.sleep(_POLL)
-            return
-        await anyio.to_thread.run_sync(step)
+        if step is not None:
+            await anyio.to_thread.run_sync(step)
 
     async def _close(self, client: Any) -> None:
         await anyio.to_thread.run_sync(client.close)
-
-
-def _loop_time(monotonic: float) -> float:
-    """A :func:`time.monotonic` reading on the running loop's clock."""
-    return asyncio.get_running_loop().time() + (monotonic - time.monotonic())
 
 
 _DRIVERS: dict[str, type[Driver]] = {"pymongo": PyMongoDriver, "motor": MotorDriver}
 
 
 def get_driver(name: str) -> Driver:
-    """The adapter for ``"pymongo"`` or ``"motor"``."""
-    try:
-        return _DRIVERS[name]()
-    except KeyError:
-        raise ConfigurationError(f"driver must be 'pymongo' or 'motor', not {name!r}") from None
+    """The adapter for ``"pymongo"`` or ``"motor"``; anything else is a ConfigurationError.
+
+    Takes any ``str`` (``os.environ["DRIVER"]`` type-checks) and validates it here.
+    """
+    adapter = _DRIVERS.get(name) if isinstance(name, str) else None
+    if adapter is None:
+        raise ConfigurationError(
+            f"driver must be 'pymongo' or 'motor', not {name!r}; "
+            "pass driver='pymongo' (PyMongo's AsyncMongoClient) or driver='motor'"
+        )
+    return adapter()

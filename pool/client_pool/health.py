@@ -189,14 +189,16 @@ def pool_health(
 ) -> Health:
     """:func:`assess` on the facts read from one pool's parts at ``now`` (monotonic)."""
     error = cache.get("last_error")
-    warm_error = rotator.last_error
+    warm_error = rotator.last_failure(now)
     since = rotator.warming_since
     dead = () if state != "open" else tuple(t.get_name() for t in tasks if t.done())
     return assess(
         HealthInputs(
             pool_state=state,
             serving=current is not None,
-            remaining_s=None if current is None else current.credentials.remaining(now),
+            remaining_s=None
+            if current is None or current.expires_at is None
+            else current.expires_at - now,
             connections=0 if current is None else current.handle.monitor.ready,
             cache_state=str(cache.get("state")),
             cache_error=None if not error else str(error.get("message")),
@@ -205,6 +207,6 @@ def pool_health(
             warming_for_s=None if since is None else now - since,
             warmup_timeout=warmup_timeout,
             warmup_failures_in_a_row=rotator.failures_in_a_row,
-            last_warmup_error=None if warm_error is None else str(warm_error[1]),
+            last_warmup_error=None if warm_error is None else warm_error.message,
         )
     )

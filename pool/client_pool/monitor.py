@@ -1,21 +1,24 @@
-"""A CMAP listener counting one client's connections, for warm-up and ``status()``.
+"""A CMAP listener counting one client's connections, for warm-up, closing and ``status()``.
 
 Connections are counted per member (server address) too, because
 ``warm_connections`` is a per-member promise: PyMongo's ``minPoolSize``
-(which the pool raises to ``warm_connections``) applies to each server's
-pool, and traffic goes to the primary and, for ``secondaryPreferred``
-reads, to the secondaries. :func:`warm_members` names the members a
-warm-up must fill.
+(which warm-up raises to ``warm_connections`` while it fills; see
+:mod:`pool.client_pool.filling`) applies to each server's pool, and traffic
+goes to the primary and, for ``secondaryPreferred`` reads, to the
+secondaries. :func:`warm_members` names the members a warm-up must fill.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from typing import Any
 
 from pymongo import monitoring
 from pymongo.server_type import SERVER_TYPE
+
+from pool.client_pool.status import ConnectionCounts
 
 __all__ = ["ConnectionMonitor", "warm_members"]
 
@@ -64,7 +67,9 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
         # Keyed by (member, id): CMAP connection ids count per server pool, so
         # ids alone collide on a replica set (PyMongo 4.20 Pool.next_connection_id).
         self._ready: set[tuple[Address, int]] = set()
+        self._pending: set[tuple[Address, int]] = set()
         self._per_member: Counter[Address] = Counter()
+        self._watchers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.created = 0
         self.closed = 0
         self.in_use = 0
@@ -95,35 +100,73 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
         with self._lock:
             return {f"{h}:{p}": n for (h, p), n in sorted(self._per_member.items()) if n}
 
-    def snapshot(self) -> dict[str, int]:
-        """The counters as a plain dict (for ``status()``)."""
+    @property
+    def pending(self) -> int:
+        """Connections being opened at this instant (TCP, handshake or authentication)."""
+        return len(self._pending)
+
+    def snapshot(self) -> ConnectionCounts:
+        """The counters at this instant (for ``status()``)."""
         with self._lock:
-            return {
-                "open": len(self._ready),
-                "in_use": self.in_use,
-                "peak_in_use": self.peak_in_use,
-                "created": self.created,
-                "closed": self.closed,
-            }
+            per_member = {f"{h}:{p}": n for (h, p), n in sorted(self._per_member.items()) if n}
+            return ConnectionCounts(
+                open=len(self._ready),
+                in_use=self.in_use,
+                peak_in_use=self.peak_in_use,
+                pending=len(self._pending),
+                created=self.created,
+                closed=self.closed,
+                per_member=per_member,
+            )
+
+    async def wait_change(self, limit: float | None = None) -> None:
+        """Return at the next connection event, or after ``limit`` real seconds.
+
+        Real time on purpose: it bounds a wait on real I/O.
+        """
+        event = asyncio.Event()
+        watcher = (asyncio.get_running_loop(), event)
+        with self._lock:
+            self._watchers.add(watcher)
+        try:
+            async with asyncio.timeout(limit):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._watchers.discard(watcher)
+
+    def _changed(self) -> None:
+        # Called with the lock held, from the loop's thread or Motor's.
+        for loop, event in self._watchers:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
         with self._lock:
             self.created += 1
+            self._pending.add((event.address, event.connection_id))
+            self._changed()
 
     def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
         key = (event.address, event.connection_id)
         with self._lock:
+            self._pending.discard(key)
             if key not in self._ready:
                 self._ready.add(key)
                 self._per_member[event.address] += 1
+            self._changed()
 
     def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
         with self._lock:
             self.closed += 1
             key = (event.address, event.connection_id)
+            self._pending.discard(key)
             if key in self._ready:
                 self._ready.discard(key)
                 self._per_member[event.address] -= 1
+            self._changed()
 
     def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
         with self._lock:

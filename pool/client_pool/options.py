@@ -140,21 +140,18 @@ def _check_pool_size(uri: str, warm: int, options: Mapping[str, Any]) -> None:
 def client_kwargs(
     credential_options: Mapping[str, Any],
     options: Mapping[str, Any],
-    warm_connections: int,
     listener: Any,
 ) -> dict[str, Any]:
     """Keyword arguments for one driver client.
 
-    The user's ``options`` plus ``listener`` (after the user's listeners),
-    ``minPoolSize`` raised to ``warm_connections``, and the credential options.
+    The user's ``options`` plus ``listener`` (after the user's listeners) and
+    the credential options. ``minPoolSize`` stays the user's (warm-up raises
+    it only while it fills; see :mod:`pool.client_pool.filling`).
     """
     check_client_options(options)
     kwargs = dict(options)
     listeners = list(kwargs.pop("event_listeners", None) or [])
     kwargs["event_listeners"] = [*listeners, listener]
-    # PyMongo's option names are case-insensitive.
-    user_min = [int(kwargs.pop(k) or 0) for k in list(kwargs) if k.lower() == "minpoolsize"]
-    kwargs["minPoolSize"] = max([warm_connections, *user_min])
     kwargs.update(credential_options)
     return kwargs
 

@@ -11,33 +11,48 @@ only works on the client that started it.
 
 Concurrency model: all bookkeeping is :class:`pool.client_pool.generations.GenerationBook`,
 synchronous and atomic on the event loop; clients are built, warmed and
-closed outside it, closing shielded from cancellation. Three background tasks
-run while the pool is open: one follows the cache's subscription, one
-rotates (build, warm, swap; backoff on failure), one closes draining
-generations at their deadline.
+closed outside it, closing through :func:`pool._internal.shield.finish`. Three
+background tasks run while the pool is open: one follows the cache's
+subscription, one rotates (build, warm, swap; backoff on failure), one warns
+about and closes draining generations. Every timer runs on one
+:class:`pool._internal.clock.Clock` (``clock=``), shared with the cache the
+pool creates.
+
+Lifetime: ``start()`` (or ``async with``) opens the pool; :meth:`client`,
+:meth:`run` and :meth:`wait_for_generation` before it, or after
+:meth:`aclose`, raise :class:`pool.PoolClosedError` naming the fix.
+``aclose()`` is idempotent, and also closes a pool that was never started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from pool._internal.clock import SYSTEM_CLOCK, Clock
 from pool._internal.log import get_logger, key_hint
 from pool._internal.resource import AsyncResource
+from pool._internal.shield import finish
 from pool.cache import CredentialCache
 from pool.client_pool.diagnose import with_role
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, pool_health
 from pool.client_pool.options import check_settings
-from pool.client_pool.retry import auth_error, refused_not_primary, retry_worthy
+from pool.client_pool.retry import (
+    auth_error,
+    expired_lease_error,
+    refused_not_primary,
+    retry_worthy,
+)
 from pool.client_pool.rotation import Gen, Rotator
+from pool.client_pool.status import PoolState, PoolStatus, snapshot
 from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
+from pool.sources.base import CredentialSource
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -52,27 +67,38 @@ _log = get_logger("pool.client_pool")
 DEFAULT_WARM_CONNECTIONS = 4
 
 
+def _cache_for(source: CredentialSource, clock: Clock) -> CredentialCache:
+    """The cache a pool creates for ``source``, on the pool's clock."""
+    return CredentialCache(source, owns_source=True, clock=clock)
+
+
 class ClientPool(AsyncResource, Generic[ClientT]):
     """Hands out the current driver client; rotates it when the credentials rotate.
 
     ``credentials`` is a :class:`pool.CredentialCache` (which must stay open
-    while the pool is; the pool never closes it) or a credential source (then
-    the pool creates, opens and closes a cache, and the cache closes the
-    source). ``driver`` picks PyMongo's ``AsyncMongoClient`` or Motor's
-    ``AsyncIOMotorClient``; ``client_options`` go to every client, except the
-    credential options, which come from the cache as keyword options and
-    never through the URI.
+    while the pool is; the pool never closes it) or a
+    :class:`pool.CredentialSource` (then the pool creates, opens and closes a
+    cache on its clock, and the cache closes the source). ``driver`` picks
+    PyMongo's ``AsyncMongoClient`` (``"pymongo"``) or Motor's
+    ``AsyncIOMotorClient`` (``"motor"``); any ``str`` is accepted and checked
+    here (:class:`pool.ConfigurationError`). ``client_options`` go to every
+    client, except the credential options, which come from the cache as
+    keyword options and never through the URI.
 
     ``warm_connections`` connections are opened and authenticated on each new
-    client before it takes traffic; it is also the client's ``minPoolSize``
-    (or the ``minPoolSize`` keyword option, when larger; one in the URI is
-    overridden), so set it near your steady concurrency. Should the serving
-    client's credentials come close to expiry while the next one warms, the
-    swap happens as soon as the next one has authenticated a connection.
-    ``drain_timeout`` bounds how long a replaced client waits for its leases
-    (default: until shortly before its credentials expire). ``warmup_timeout``
-    bounds one warm-up and how long :meth:`run` waits for a newer client;
-    ``close_timeout`` how long :meth:`aclose` waits for leases.
+    client before it takes traffic (set it near your steady concurrency).
+    Should the serving client's credentials come close to expiry while the
+    next one warms, the swap happens as soon as the next one has
+    authenticated a connection. A replaced client opens no connection on its
+    own and is closed when its last lease ends: leases (cursors, sessions,
+    long aggregations) outlive their credentials, because an authenticated
+    connection keeps working after they expire; a lease that needs a *new*
+    connection after expiry fails with :class:`pool.LeaseExpiredError`.
+    ``drain_timeout`` bounds that wait (default: one hour, with a
+    ``pool.drain_slow`` warning every minute while leases remain).
+    ``warmup_timeout`` bounds one warm-up and how long :meth:`run` waits for a
+    newer client; ``close_timeout`` how long :meth:`aclose` waits for leases.
+    ``clock`` runs every timer (tests pass a fake one).
 
     Use it as ``async with ClientPool(...) as cp:``; event-loop only.
     """
@@ -82,12 +108,13 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self: ClientPool[AsyncMongoClient[dict[str, Any]]],
         uri: str,
         *,
-        credentials: Any,
+        credentials: CredentialCache | CredentialSource,
         driver: Literal["pymongo"] = "pymongo",
         warm_connections: int = DEFAULT_WARM_CONNECTIONS,
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
         **client_options: Any,
     ) -> None: ...
 
@@ -96,12 +123,13 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self: ClientPool[Any],
         uri: str,
         *,
-        credentials: Any,
-        driver: Literal["motor"],
+        credentials: CredentialCache | CredentialSource,
+        driver: str,
         warm_connections: int = DEFAULT_WARM_CONNECTIONS,
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
         **client_options: Any,
     ) -> None: ...
 
@@ -109,12 +137,13 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self,
         uri: str,
         *,
-        credentials: Any,
-        driver: Literal["motor", "pymongo"] = "pymongo",
+        credentials: CredentialCache | CredentialSource,
+        driver: str = "pymongo",
         warm_connections: int = DEFAULT_WARM_CONNECTIONS,
         drain_timeout: float | None = None,
         warmup_timeout: float = 30.0,
         close_timeout: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
         **client_options: Any,
     ) -> None:
         check_settings(
@@ -125,31 +154,33 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             close_timeout=close_timeout,
             options=client_options,
         )
+        adapter = get_driver(driver)
         if isinstance(credentials, CredentialCache):
             self._cache, self._owns_cache = credentials, False
         elif callable(getattr(credentials, "fetch", None)):
-            self._cache, self._owns_cache = CredentialCache(credentials, owns_source=True), True
+            self._cache, self._owns_cache = _cache_for(credentials, clock), True
         else:
             raise ConfigurationError(
-                "credentials must be a pool.CredentialCache or a credential source "
+                "credentials must be a pool.CredentialCache or a pool.CredentialSource "
                 f"(an object with `async def fetch()`), not {type(credentials).__name__}"
             )
+        self._clock = clock
         self._warmup_timeout = warmup_timeout
         self._close_timeout = close_timeout
         self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
         self._rot = Rotator(
             uri=uri,
-            driver=get_driver(driver),
+            driver=adapter,
             options=client_options,
             warm_connections=warm_connections,
             warmup_timeout=warmup_timeout,
             book=self._book,
             on_auth_failure=lambda creds: self._cache.invalidate(creds),
+            clock=clock,
         )
-        self._state = "new"
+        self._state: PoolState = "new"
         self._tasks: list[asyncio.Task[None]] = []
         self._closed_event = asyncio.Event()
-        self._finisher: asyncio.Task[None] | None = None
         self._retries = 0
 
     # -- lifecycle ---------------------------------------------------------
@@ -157,12 +188,12 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     async def start(self) -> None:
         """Fetch credentials, build and warm the first client, start the background tasks.
 
-        Raises :class:`pool.WarmupError` when the first client cannot be
-        warmed (there is no older one to fall back on), or the cache's
-        :class:`pool.CredentialError`; everything started is closed again and
-        the pool stays closed (create a new one to try again).
-        :meth:`aclose` called meanwhile stops the warm-up; ``start()`` then
-        raises :class:`pool.PoolClosedError`.
+        When it returns, the pool is open. Raises :class:`pool.WarmupError`
+        when the first client cannot be warmed (there is no older one to fall
+        back on), or the cache's :class:`pool.CredentialError`; everything
+        started is closed again and the pool stays closed (create a new one
+        to try again). :meth:`aclose` called meanwhile stops the warm-up;
+        ``start()`` then raises :class:`pool.PoolClosedError`.
         """
         if self._state != "new":
             raise PoolClosedError(
@@ -208,34 +239,43 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     async def aclose(self) -> None:
         """Stop rotating, let leases finish (up to ``close_timeout``), close every client.
 
-        Idempotent and safe to call concurrently; cancelling it closes
-        everything at once (leases still open are counted as dropped). Closes
-        the cache only when the pool created it.
+        Idempotent and safe to call concurrently (later calls wait for the
+        first to finish); a pool never started is simply marked closed.
+        Cancelling it (``task.cancel()``, ``asyncio.timeout()``, an anyio scope)
+        closes everything at once (leases still open are counted as dropped)
+        before the cancellation propagates. Closes the cache only when the
+        pool created it.
         """
         if self._state in ("closing", "closed"):
             await self._closed_event.wait()
             return
         self._state = "closing"
         try:
-            tasks, self._tasks = self._tasks, []
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.shield(asyncio.wait(tasks))
-            now = time.monotonic()
-            to_close = self._book.close(now, self._close_timeout)
-            self._rot.notify()  # run() and wait_for_generation() waiters give up now
-            await self._rot.close_gens(to_close)
-            await self._rot.wait_idle(now + self._close_timeout)
+            await self._drain_for_close()
         finally:
-            # Kept referenced: the loop holds tasks weakly, and a cancelled
-            # caller stops awaiting this one while it still runs.
-            self._finisher = asyncio.get_running_loop().create_task(self._finish_close())
-            await asyncio.shield(self._finisher)
+            await finish(self._finish_close(), name="ClientPool.aclose")
+
+    async def _drain_for_close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.shield(asyncio.wait(self._tasks))
+        now = self._clock.monotonic()
+        to_close = self._book.close(now, self._close_timeout)
+        self._rot.notify()  # run() and wait_for_generation() waiters give up now
+        await self._rot.close_gens(to_close)
+        await self._rot.wait_idle(now + self._close_timeout)
 
     async def _finish_close(self) -> None:
         try:
-            await self._rot.close_gens(self._rot.expire(math.inf))
+            tasks, self._tasks = self._tasks, []
+            if tasks:  # cancelled above; a cancelled aclose() may not have waited for them
+                await asyncio.wait(tasks)
+            # Cancelled before the book was closed, or while leases still held:
+            # close everything now (open leases are counted as dropped).
+            to_close = [] if self._book.closed else self._book.close(self._clock.monotonic(), 0.0)
+            self._rot.notify()
+            await self._rot.close_gens(to_close + self._rot.expire(math.inf))
             await self._rot.wait_closers()
             if self._owns_cache:
                 await self._cache.aclose()
@@ -248,13 +288,15 @@ class ClientPool(AsyncResource, Generic[ClientT]):
 
         Generation numbers only grow, and a failed warm-up uses one too, so
         this waits for *a* generation numbered ``number`` or more. To wait for
-        the next rotation: ``n = cp.status()["generation"]``, trigger it (for
+        the next rotation: ``n = cp.status().generation``, trigger it (for
         example ``await cp.cache.refresh()``), then
         ``await cp.wait_for_generation(n + 1)``. Returns at once when such a
         generation already serves; raises :class:`pool.PoolClosedError` when
-        the pool is or becomes closed first. No timeout of its own: wrap it in
-        ``asyncio.timeout(...)``; cancelling it is safe.
+        the pool is not started yet, or is or becomes closed first. No
+        timeout of its own: wrap it in ``asyncio.timeout(...)``; cancelling it
+        is safe.
         """
+        self._check_usable()
         await self._rot.wait_generation(number, None)
         current = self._book.current
         if current is not None and current.number >= number:
@@ -265,6 +307,11 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     def cache(self) -> CredentialCache:
         """The credential cache the pool follows; ``await cp.cache.refresh()`` rotates now."""
         return self._cache
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every timer of this pool runs on."""
+        return self._clock
 
     def __repr__(self) -> str:
         current = self._book.current
@@ -279,6 +326,16 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 stacklevel=2,
             )
 
+    def _check_usable(self) -> None:
+        """Raise :class:`pool.PoolClosedError` naming the fix unless the pool is open."""
+        if self._state == "new":
+            raise PoolClosedError(
+                "the ClientPool is not started: use `async with ClientPool(...) as cp:` "
+                "or `await cp.start()` before leasing"
+            )
+        if self._state == "starting":
+            raise PoolClosedError("the ClientPool is still starting: wait for `await cp.start()`")
+
     # -- leasing -----------------------------------------------------------
 
     def client(self) -> AbstractAsyncContextManager[ClientT]:
@@ -289,22 +346,31 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         inside the block. Cancelling the holder releases the lease. Raises
         :class:`pool.PoolClosedError` when the pool is not open. An
         authentication failure (code 18) escaping the block invalidates that
-        client's credentials in the cache, once per credential set.
+        client's credentials in the cache, once per credential set; once those
+        credentials have expired it is raised as :class:`pool.LeaseExpiredError`
+        instead (the lease needed a new connection, which expired credentials
+        cannot open).
         """
         return self._client_cm()
 
     @asynccontextmanager
     async def _client_cm(self) -> AsyncIterator[ClientT]:
-        async with self._lease() as gen:
+        async with self._lease(explain_expiry=True) as gen:
             yield gen.handle.client
 
     @asynccontextmanager
-    async def _lease(self) -> AsyncIterator[Gen]:
+    async def _lease(self, *, explain_expiry: bool = False) -> AsyncIterator[Gen]:
+        self._check_usable()
         lease = self._book.acquire()
         try:
             yield lease.generation
         except BaseException as exc:
-            self._report(lease.generation, exc)
+            gen = lease.generation
+            if explain_expiry and gen.expired(self._clock.monotonic()):
+                error = expired_lease_error(gen, exc, self._clock.monotonic())
+                if error is not None:
+                    raise error from exc
+            self._report(gen, exc)
             raise
         finally:
             # Released synchronously first: a cancelled holder never keeps it.
@@ -315,7 +381,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
 
         When ``fn`` fails because its client's credentials were refused (code
         18, or the "connection pool paused" that follows one) or its client
-        was closed under it (a lease dropped at the drain deadline), ``fn`` is
+        was closed under it (a lease dropped at the drain bound), ``fn`` is
         called once more on a newer client, waiting up to ``warmup_timeout``
         for one (less when the server refuses the newer credentials too).
         These failures happen before the server ran the failing command, so
@@ -344,9 +410,10 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             failure = exc
         self._retries += 1
         _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
+        until = self._clock.monotonic() + self._warmup_timeout
         if not elsewhere:
             pass  # refused by a former primary: the same client re-selects the new one
-        elif not await self._rot.wait_newer(first.number, time.monotonic() + self._warmup_timeout):
+        elif not await self._rot.wait_newer(first.number, until):
             if self._book.closed:
                 raise PoolClosedError("the ClientPool closed while run() waited") from failure
             if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal
@@ -378,46 +445,22 @@ class ClientPool(AsyncResource, Generic[ClientT]):
 
     # -- status ------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """A JSON-able snapshot for readiness probes and dashboards; never a secret.
+    def status(self) -> PoolStatus:
+        """A typed snapshot for readiness probes and dashboards; never a secret.
 
-        ``ready`` is :meth:`health`'s readiness as a bool (true when ``ok`` or
-        ``degraded``) and ``health`` both answers with reasons; ``generation`` is its
-        number (failed warm-ups use numbers too); ``leases`` counts leases per
-        generation; ``draining`` lists the replaced generations still open;
-        ``dropped_leases``, ``rotations``, ``run_retries`` and
-        ``partial_warmups`` count since start; ``credentials.remaining_s`` counts down to the
-        serving client's credential expiry; ``last_warmup_error`` and
-        ``last_refresh_error`` say what went wrong last.
+        See :class:`pool.PoolStatus` for every field;
+        ``cp.status().to_dict()`` is its JSON-serialisable form.
         """
-        now = time.monotonic()
-        health = self.health()
-        book = self._book.status(now)
-        conns = {g.number: g.handle.monitor.snapshot() for g in self._book.generations}
-        for entry in book["generations"]:
-            entry["connections"] = conns.get(entry["number"])
-        current = self._book.current
-        creds = None if current is None else current.credentials
-        remaining = None if creds is None else creds.remaining(now)
-        cache = self._cache.status()
-        return {
-            "ready": health.ready.passing,
-            "health": health.as_dict(),
-            "state": self._state,
-            "driver": self._rot.driver.name,
-            **book,
-            "credentials": None
-            if creds is None
-            else {
-                "key": key_hint(creds.access_key_id),
-                "source": creds.source,
-                "remaining_s": None if remaining is None else round(remaining, 3),
-            },
-            "run_retries": self._retries,
-            **self._rot.error_status(now),
-            "last_refresh_error": cache.get("last_error"),
-            "cache": cache,
-        }
+        return snapshot(
+            health=self.health(),
+            now=self._clock.monotonic(),
+            state=self._state,
+            driver=self._rot.driver.name,
+            book=self._book,
+            rotator=self._rot,
+            run_retries=self._retries,
+            cache=self._cache.status(),
+        )
 
     def health(self) -> Health:
         """Readiness and liveness now, with reasons (see :mod:`pool.client_pool.health`).
@@ -425,7 +468,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         Never blocks, never does I/O: built for probes called every few seconds.
         """
         return pool_health(
-            now=time.monotonic(),
+            now=self._clock.monotonic(),
             state=self._state,
             current=self._book.current,
             rotator=self._rot,

@@ -15,9 +15,9 @@ from pymongo.errors import NotPrimaryError, OperationFailure
 from pool._internal.log import key_hint
 from pool.client_pool.drivers import is_auth_failure, is_client_closed, is_pool_paused
 from pool.client_pool.rotation import Gen
-from pool.errors import AuthenticationError
+from pool.errors import AuthenticationError, LeaseExpiredError
 
-__all__ = ["auth_error", "refused_not_primary", "retry_worthy"]
+__all__ = ["auth_error", "expired_lease_error", "refused_not_primary", "retry_worthy"]
 
 #: NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary: the
 #: member refused the command before running it (it is no longer primary).
@@ -65,4 +65,26 @@ def auth_error(gen: Gen | None) -> AuthenticationError:
         "newer client could take over in time (the newer credentials were refused too, or "
         "their warm-up did not finish); the pool invalidated them. Check that the IAM role "
         "is mapped to a database user (Atlas: Database Access, AWS IAM)."
+    )
+
+
+def expired_lease_error(gen: Gen, exc: BaseException, now: float) -> LeaseExpiredError | None:
+    """The error for a lease on ``gen`` (credentials expired at ``now``) that needed a new
+    connection, or None when ``exc`` is something else.
+
+    Refused authentication (code 18), or PyMongo's "connection pool paused"
+    that follows one, on a generation whose credentials have expired: the
+    connections the lease had still work, but it needed one more, and
+    expired credentials cannot open it.
+    """
+    if not (is_auth_failure(exc) or is_pool_paused(exc)) or gen.expires_at is None:
+        return None
+    return LeaseExpiredError(
+        f"this lease on client generation {gen.number} (key "
+        f"{key_hint(gen.credentials.access_key_id)}) needed a new MongoDB connection "
+        f"{now - gen.expires_at:.1f} s after its AWS credentials expired; MongoDB refuses "
+        "new connections with expired credentials (the ones already open keep working). "
+        "Take a new lease (`async with cp.client()`) for work that starts after a rotation, "
+        "or run fewer operations concurrently inside one lease.",
+        generation=gen.number,
     )

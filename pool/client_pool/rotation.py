@@ -10,11 +10,17 @@ as background tasks while the pool is open:
 * :meth:`Rotator.rotate_forever` builds and warms a client for it, then swaps
   it in; a failed warm-up leaves the current client serving and is retried
   with jittered exponential backoff, sooner when a newer set arrives;
-* :meth:`Rotator.expire_forever` closes draining generations at their deadline.
+* :meth:`Rotator.expire_forever` warns about replaced generations that still
+  wait for leases (every ``DRAIN_WARNING_EVERY``) and closes them at their
+  drain bound.
 
-Closing always happens in a task of its own awaited through
-:func:`asyncio.shield`, so a cancelled caller (a lease holder, ``aclose()``)
-never leaves a client half-closed; :meth:`Rotator.wait_closers` joins them.
+A replaced generation stops opening connections on its own the moment it
+starts draining (:meth:`pool.client_pool.drivers.Driver.stop_filling`).
+Closing always goes through :func:`pool._internal.shield.finish`, so a
+cancelled caller (a lease holder, ``aclose()``) never leaves a client
+half-closed; :meth:`Rotator.wait_closers` joins the closes still running.
+Every timer (warm-up deadline, backoff, drain bounds, warnings) runs on the
+pool's :class:`pool._internal.clock.Clock`.
 
 A warm-up the server refuses (code 18) reports the credential set through
 ``on_auth_failure`` (the pool invalidates it in the cache), once per set, and
@@ -25,14 +31,16 @@ then fails at once instead of after ``warmup_timeout``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Coroutine, Mapping
 from typing import Any
 
 from pool._internal.backoff import backoff_delay
+from pool._internal.clock import SYSTEM_CLOCK, Clock, move_on_after
 from pool._internal.log import get_logger, key_hint
+from pool._internal.shield import finish
 from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
-from pool.client_pool.generations import Generation, GenerationBook, swap_by
+from pool.client_pool.generations import Generation, GenerationBook, State, swap_by
+from pool.client_pool.status import WarmupFailure
 from pool.credentials import Credentials
 from pool.errors import WarmupError
 
@@ -59,6 +67,7 @@ class Rotator:
         warmup_timeout: float,
         book: GenerationBook[DriverClient],
         on_auth_failure: Callable[[Credentials], object] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.uri = uri
         self.driver = driver
@@ -67,6 +76,7 @@ class Rotator:
         self.warmup_timeout = warmup_timeout
         self.book = book
         self.on_auth_failure = on_auth_failure
+        self.clock = clock
         self.closers: set[asyncio.Task[None]] = set()
         self._wanted: Credentials | None = None
         self._wanted_changed = asyncio.Event()
@@ -92,7 +102,7 @@ class Rotator:
         :class:`pool.ConfigurationError`) and closes the new client on failure.
         """
         if not self._rotating:
-            self.warming_since = time.monotonic()
+            self.warming_since = self.clock.monotonic()
         self._rotating += 1
         try:
             gen = await self._build_and_warm(creds)
@@ -102,7 +112,9 @@ class Rotator:
                 self.warming_since = None
             self.notify()  # wait_newer() looks at _rotating
         previous = self.book.current
-        to_close = self.book.activate(gen, time.monotonic())
+        to_close = self.book.activate(gen, self.clock.monotonic())
+        if previous is not None and previous.state is State.DRAINING:
+            self.driver.stop_filling(previous.handle)  # its leases keep what they have
         self.failures_in_a_row = 0
         self.notify()
         self._deadlines_changed.set()
@@ -117,20 +129,21 @@ class Rotator:
         await self.close_gens(to_close)
 
     async def _build_and_warm(self, creds: Credentials) -> Gen:
-        handle = await self.driver.build(self.uri, creds, self.options, warm_connections=self.warm)
+        handle = await self.driver.build(self.uri, creds, self.options)
         try:
-            gen = self.book.begin(creds, handle)
+            gen = self.book.begin(creds, handle, expires_at=self.expires_at(creds))
         except BaseException:
-            await self._close_handles([handle])
+            await self._closing(self._close_all([handle]))
             raise
         previous = self.book.current
-        fill_until = None if previous is None else swap_by(previous.credentials)
+        fill_until = None if previous is None else swap_by(previous)
         try:
             full = await self.driver.warm(
                 handle,
                 self.warm,
                 within=self.warmup_timeout,
                 fill_until=fill_until,
+                clock=self.clock,
                 startup=previous is None,
                 key=key_hint(creds.access_key_id),
                 source=creds.source,
@@ -153,6 +166,12 @@ class Rotator:
             )
         return gen
 
+    def expires_at(self, creds: Credentials) -> float | None:
+        """``creds``' expiry on the pool's clock (placed there through its wall clock)."""
+        if creds.expiration is None:
+            return None
+        return self.clock.monotonic() + (creds.expiration.timestamp() - self.clock.time())
+
     def _refused(self, gen: Gen) -> None:
         """The server refused ``gen``'s credentials at warm-up: report them once, wake waiters."""
         self._refused_number = max(self._refused_number, gen.number)
@@ -167,7 +186,7 @@ class Rotator:
 
     # -- background tasks ----------------------------------------------------
 
-    async def follow(self, subscription: Any) -> None:
+    async def follow(self, subscription: AsyncIterable[Credentials]) -> None:
         """Record each set ``subscription`` (the cache's) yields as the one wanted."""
         async for creds in subscription:
             self._wanted = creds
@@ -208,26 +227,35 @@ class Rotator:
         at the pace of failing handshakes.
         """
         if self.failures_in_a_row > 1:
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
             return
-        try:
-            async with asyncio.timeout(delay):
-                await self._wanted_changed.wait()
-        except TimeoutError:
-            pass
+        async with move_on_after(self.clock, delay):
+            await self._wanted_changed.wait()
 
     async def expire_forever(self) -> None:
-        """Close each draining generation when its deadline passes."""
+        """Warn about slow drains and close each draining generation at its drain bound."""
         while True:
             nxt = self.book.next_deadline()
-            timeout = None if nxt is None else max(0.0, nxt - time.monotonic())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._deadlines_changed.wait()
-            except TimeoutError:
-                pass
+            timeout = None if nxt is None else max(0.0, nxt - self.clock.monotonic())
+            async with move_on_after(self.clock, timeout):
+                await self._deadlines_changed.wait()
             self._deadlines_changed.clear()
-            await self.close_gens(self.expire(time.monotonic()))
+            now = self.clock.monotonic()
+            self._warn_slow_drains(now)
+            await self.close_gens(self.expire(now))
+
+    def _warn_slow_drains(self, now: float) -> None:
+        for gen in self.book.slow_drains(now):
+            _log.warning(
+                "pool.drain_slow",
+                generation=gen.number,
+                leases=gen.leases,
+                draining_for_s=round(now - (gen.drain_started or now), 1),
+                closes_in_s=None if gen.deadline is None else round(gen.deadline - now, 1),
+                expired=gen.expired(now),
+                hint="a replaced client still waits for leases (cursors, sessions, "
+                "`async with cp.client()` blocks); it closes when the last one ends",
+            )
 
     def _record_failure(self, exc: Exception) -> None:
         error = exc if isinstance(exc, WarmupError) else WarmupError(
@@ -236,7 +264,7 @@ class Rotator:
         )  # fmt: skip
         self.warmup_failures += 1
         self.failures_in_a_row += 1
-        self.last_error = (time.monotonic(), error)
+        self.last_error = (self.clock.monotonic(), error)
         _log.warning(
             "pool.warmup_failed",
             error=str(error),
@@ -255,32 +283,29 @@ class Rotator:
                     "pool.leases_dropped",
                     generation=gen.number,
                     dropped=gen.dropped,
-                    hint="a lease outlived the drain deadline; its client was closed under it",
+                    hint="a lease outlived the drain bound (drain_timeout); its client was "
+                    "closed under it",
                 )
         return expired
 
     async def close_gens(self, gens: list[Gen]) -> None:
-        """Close ``gens``' clients in their own task, shielded from the caller's cancellation."""
-        if not gens:
-            return
-        task = asyncio.get_running_loop().create_task(self._close_clients(gens))
+        """Close ``gens``' clients; the close finishes whatever cancels the caller."""
+        if gens:
+            await self._closing(self._close_clients(gens))
+
+    async def _closing(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        """Run ``cleanup`` through :func:`finish`, tracked so :meth:`wait_closers` can join it."""
+        task = asyncio.get_running_loop().create_task(cleanup)
         self.closers.add(task)
         task.add_done_callback(self.closers.discard)
-        await asyncio.shield(task)
+        await finish(task)
 
     async def _close_clients(self, gens: list[Gen]) -> None:
-        await asyncio.gather(*(self.driver.close(g.handle) for g in gens))
+        await self._close_all([g.handle for g in gens])
         for gen in gens:
             _log.debug("pool.generation_closed", generation=gen.number, dropped=gen.dropped)
         self._gen_closed.set()
         self._gen_closed = asyncio.Event()
-
-    async def _close_handles(self, handles: list[DriverClient]) -> None:
-        """Close clients that never became generations, like :meth:`close_gens`."""
-        task = asyncio.get_running_loop().create_task(self._close_all(handles))
-        self.closers.add(task)
-        task.add_done_callback(self.closers.discard)
-        await asyncio.shield(task)
 
     async def _close_all(self, handles: list[DriverClient]) -> None:
         await asyncio.gather(*(self.driver.close(h) for h in handles))
@@ -303,14 +328,11 @@ class Rotator:
             result = check()
             if result is not None:
                 return result
-            left = None if until is None else until - time.monotonic()
+            left = None if until is None else until - self.clock.monotonic()
             if left is not None and left <= 0:
                 return False
-            try:
-                async with asyncio.timeout(left):
-                    await self._progress.wait()
-            except TimeoutError:
-                pass
+            async with move_on_after(self.clock, left):
+                await self._progress.wait()
 
     def _serving_from(self, number: int) -> bool | None:
         current = self.book.current
@@ -339,23 +361,14 @@ class Rotator:
         return await self._wait_for(check, until)
 
     async def wait_idle(self, until: float) -> None:
-        """Wait until every generation is closed, or until ``until`` (monotonic)."""
-        while not self.book.idle and (left := until - time.monotonic()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    await self._gen_closed.wait()
-            except TimeoutError:
-                return
+        """Wait until every generation is closed, or until ``until`` (pool clock)."""
+        while not self.book.idle and (left := until - self.clock.monotonic()) > 0:
+            async with move_on_after(self.clock, left):
+                await self._gen_closed.wait()
 
-    def error_status(self, now: float) -> dict[str, Any]:
-        """Warm-up failure counters and the last error (message only; never a secret)."""
-        error = None
-        if self.last_error is not None:
-            at, exc = self.last_error
-            error = {"message": str(exc), "seconds_ago": round(now - at, 3)}
-        return {
-            "warmup_failures": self.warmup_failures,
-            "warmup_failures_in_a_row": self.failures_in_a_row,
-            "partial_warmups": self.partial_warmups,
-            "last_warmup_error": error,
-        }
+    def last_failure(self, now: float) -> WarmupFailure | None:
+        """The last warm-up failure (message only; never a secret), or None."""
+        if self.last_error is None:
+            return None
+        at, exc = self.last_error
+        return WarmupFailure(message=str(exc), seconds_ago=round(now - at, 3))

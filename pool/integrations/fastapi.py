@@ -88,11 +88,11 @@ def leased_database(name: str, *, state_key: str = STATE_KEY) -> Callable[..., A
 
 
 def pool_status(*, state_key: str = STATE_KEY) -> Callable[..., Any]:
-    """A dependency returning ``status()``, for dashboards (probes: :func:`mount_health`)."""
+    """A dependency returning ``pool.status().to_dict()``, for dashboards (probes: mount_health)."""
     from starlette.requests import Request
 
     async def dependency(request: Request) -> dict[str, Any]:  # async: on the loop
-        return _pool_of(request, state_key).status()
+        return _pool_of(request, state_key).status().to_dict()
 
     return dependency
 

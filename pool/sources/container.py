@@ -6,10 +6,12 @@ Lambda SnapStart) set ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` plus an
 ``Authorization`` value from ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` (EKS:
 ``http://169.254.170.23/v1/credentials``) or ``AWS_CONTAINER_AUTHORIZATION_TOKEN``.
 
-The host rules are botocore's: any ``https`` URL; plain ``http`` only to a
-loopback address, ``169.254.170.2``, ``169.254.170.23``, ``fd00:ec2::23`` or
-``localhost``. A URI breaking them is refused at construction, before any
-request is sent, because the response carries credentials.
+The host rule: a loopback address, ``169.254.170.2``, ``169.254.170.23``,
+``fd00:ec2::23`` or ``localhost``, whatever the scheme (botocore 1.40's rule;
+see :func:`validate_full_uri` for why newer botocore's wider rule is not
+followed). A URI breaking it is refused at construction, before any request is
+sent, because the request carries the authorization token and the response
+carries credentials.
 """
 
 from __future__ import annotations
@@ -74,15 +76,18 @@ def _ip(host: str) -> IPv4Address | IPv6Address | None:
 
 
 def validate_full_uri(uri: str) -> str:
-    """Return ``uri`` if botocore's rule allows it; raise :class:`ConfigurationError` if not.
+    """Return ``uri`` if the host rule allows it; raise :class:`ConfigurationError` if not.
 
-    botocore's rule, exactly (``botocore.utils.ContainerMetadataFetcher.
-    _validate_allowed_url``, read in botocore 1.40.61): the host must be a
-    loopback address or one of ``169.254.170.2``, ``localhost``,
-    ``169.254.170.23``, ``fd00:ec2::23`` -- whatever the scheme, so https to
-    any other host is refused too (some other AWS SDKs allow it; botocore, the
-    Python reference, does not, and the response carries credentials).
-    tests/sources/test_container_uri.py fails if botocore's list changes.
+    The rule of ``botocore.utils.ContainerMetadataFetcher._validate_allowed_url``
+    as read in botocore 1.40.61: the host must be a loopback address or one of
+    ``169.254.170.2``, ``localhost``, ``169.254.170.23``, ``fd00:ec2::23`` --
+    whatever the scheme. botocore 1.43 (read in 1.43.117) also accepts ``https``
+    to *any* host, as some other AWS SDKs do. This library keeps the narrower
+    rule on purpose: ECS, EKS Pod Identity, ECS Anywhere and Greengrass all serve
+    on those hosts, and a variable pointing at ``https://evil.test/`` would
+    otherwise hand that host the container authorization token and take
+    credentials from it. tests/sources/test_input_refusals.py checks the rule
+    against the installed botocore's list of hosts and scheme handling.
     """
     try:
         parts = urlsplit(uri)
@@ -103,9 +108,9 @@ def validate_full_uri(uri: str) -> str:
         return uri
     raise ConfigurationError(
         f"container credentials URI refused: host {host!r} is not allowed (the request carries "
-        "the authorization token and the response credentials). Rule (botocore's): a loopback "
-        "address or one of 169.254.170.2, 169.254.170.23, fd00:ec2::23, localhost, whatever "
-        f"the scheme. Fix {FULL_URI}"
+        "the authorization token and the response credentials). Rule (botocore 1.40's): a "
+        "loopback address or one of 169.254.170.2, 169.254.170.23, fd00:ec2::23, localhost, "
+        f"whatever the scheme. Fix {FULL_URI}"
     )
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+
+import pytest
 
 from pool import ClientPool
 from pool.cache import CredentialCache
@@ -65,27 +66,99 @@ class MintingSource:
 
 def make_pool(mongo: MongoStandIn, cache: Any, driver: str, **kwargs: Any) -> ClientPool[Any]:
     """A pool on the stand-in with short driver timeouts."""
-    return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})  # type: ignore[call-overload, no-any-return]
+    return ClientPool(mongo.uri, credentials=cache, driver=driver, **{**FAST, **kwargs})
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+async def until(
+    predicate: Callable[[], bool], timeout: float = 15.0, *, pool: ClientPool[Any] | None = None
+) -> None:
     """Wait for a condition the code under test brings about asynchronously.
 
-    Polls on the event loop; the timeout only turns a hang into a failure.
+    With ``pool``, event-driven: re-checks only when that pool wakes its
+    waiters (a swap, a failed warm-up, a closed generation), for conditions
+    on its status and its clients. Without, it polls (for conditions with no
+    event: the stand-in's counters, task sets). The timeout only turns a hang
+    into a failure.
     """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
+    async with asyncio.timeout(timeout):
+        if pool is None:
+            while not predicate():
+                await asyncio.sleep(0.005)
+            return
+        rot = pool._rot
+        while not predicate():
+            waits = [asyncio.ensure_future(e.wait()) for e in (rot._progress, rot._gen_closed)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
 
 async def rotate(cp: ClientPool[Any], cache: CredentialCache, timeout: float = 15.0) -> int:
     """Force one rotation (new credentials from the source) and wait for the swap."""
-    before = cp.status()["generation"]
+    before = cp.status().generation or 0
     await cache.refresh()
     async with asyncio.timeout(timeout):  # only turns a hang into a failure
         return await cp.wait_for_generation(before + 1)
+
+
+def on_fake_clock(monkeypatch: pytest.MonkeyPatch, fake: Any) -> None:
+    """Make :class:`pool.Credentials` pin expiry times on ``fake`` instead of the system clock.
+
+    ``Credentials`` reads ``SYSTEM_CLOCK`` once, at construction (a source
+    knows no other clock); with it on the fake clock, a set minted by an
+    authority on ``fake.time`` expires exactly when the fake clock says so,
+    for the cache and the pool alike.
+    """
+    import pool.credentials
+
+    monkeypatch.setattr(pool.credentials, "SYSTEM_CLOCK", fake)
+
+
+async def rotations_done(cp: ClientPool[Any]) -> None:
+    """Wait (on the pool's own wake-ups, no polling) until no warm-up is under way."""
+    rot = cp._rot
+    async with asyncio.timeout(15):  # only turns a hang into a failure
+        while rot._rotating:
+            await rot._progress.wait()
+
+
+async def tick_until(
+    clock: Any,
+    condition: Callable[[], bool],
+    *,
+    step: float = 0.1,
+    limit: float = 120.0,
+    pool: ClientPool[Any] | None = None,
+) -> None:
+    """Move the fake clock forward ``step`` at a time until ``condition()`` holds.
+
+    Each step fires the timers due and lets every task react (``run_until``);
+    with ``pool``, a warm-up started by a step (real I/O) finishes before the
+    clock moves on, as it would in a real second. ``limit`` (fake seconds)
+    only turns a hang into a failure.
+    """
+    end = clock.now + limit
+    while not condition():
+        if clock.now >= end:
+            raise AssertionError(f"condition not reached within {limit} fake seconds")
+        await clock.run_until(clock.now + step)
+        if pool is not None:
+            await rotations_done(pool)
+
+
+async def next_rotation(cp: ClientPool[Any], clock: Any, source: Any, **tick: Any) -> int:
+    """Move the fake clock to the cache's next scheduled refresh, then wait for the swap.
+
+    The warm-up is real I/O against the stand-in: the fake clock stands
+    still while it runs (the real-time timeout only turns a hang into a failure).
+    """
+    target = (cp.status().generation or 0) + 1
+    fetches = source.fetches
+    await tick_until(clock, lambda: source.fetches > fetches, pool=cp, **tick)
+    async with asyncio.timeout(15):
+        return await cp.wait_for_generation(target)
 
 
 async def start_session(client: Any) -> Any:

@@ -65,10 +65,10 @@ async def test_auth_failure_invalidates_once_and_run_retries_on_new_client(
         assert any(getattr(r, "code", None) == 18 for r in results)
         assert _keys(invalidations) == [revoked.access_key_id]
         retried = asyncio.create_task(cp.run(lambda c: c.db.a.insert_one({"_id": "after"})))
-        await until(lambda: cp.status()["run_retries"] == 1)
+        await until(lambda: cp.status().run_retries == 1)
         gate.set()
         assert (await retried).inserted_id == "after"
-        assert cp.status()["generation"] == 2
+        assert cp.status().generation == 2
         assert _keys(invalidations) == [revoked.access_key_id]
 
 
@@ -81,14 +81,14 @@ async def test_refused_warmup_invalidates_each_set_once(
         serving = cache.current
         mongo.reject_auth(True)
         refused = await cache.refresh()
-        await until(lambda: cp.status()["warmup_failures"] >= 3)
+        await until(lambda: cp.status().warmup_failures >= 3, pool=cp)
         keys = _keys(invalidations)
         assert keys[0] == refused.access_key_id, "the refused set was invalidated"
         assert len(keys) == len(set(keys)), f"a set was invalidated twice: {keys}"
         assert serving.access_key_id not in keys, "the serving client's set was never refused"
-        assert cp.status()["generation"] == 1 and cp.status()["ready"]
+        assert cp.status().generation == 1 and cp.status().ready
         mongo.reject_auth(False)
-        await until(lambda: (cp.status()["generation"] or 0) > 1)
+        await until(lambda: (cp.status().generation or 0) > 1, pool=cp)
 
 
 async def test_run_fails_promptly_when_the_newer_credentials_are_refused_too(
@@ -104,5 +104,5 @@ async def test_run_fails_promptly_when_the_newer_credentials_are_refused_too(
             with pytest.raises(AuthenticationError, match="refused") as info:
                 await cp.run(lambda c: c.db.a.find_one({}))
         assert info.value.__cause__ is not None
-        assert cp.status()["warmup_failures"] >= 1
-        assert cp.status()["generation"] == 1
+        assert cp.status().warmup_failures >= 1
+        assert cp.status().generation == 1

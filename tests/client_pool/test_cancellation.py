@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 
@@ -35,11 +36,11 @@ async def test_cancelled_holder_releases_its_lease(
         entered = asyncio.Event()
         task = asyncio.create_task(_hold(cp, entered))
         await entered.wait()
-        assert cp.status()["leases"] == {"1": 1}
+        assert cp.status().leases == {"1": 1}
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["leases"] == {"1": 0}
+        assert cp.status().leases == {"1": 0}
 
 
 async def test_cancelled_last_holder_closes_draining_client(
@@ -51,14 +52,14 @@ async def test_cancelled_last_holder_closes_draining_client(
         task = asyncio.create_task(_hold(cp, entered))
         await entered.wait()
         await rotate(cp, cache)
-        assert cp.status()["draining"] == [1]
+        assert cp.status().draining == (1,)
         live = live_clients()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["draining"] == [] and cp.status()["dropped_leases"] == 0
+        assert cp.status().draining == () and cp.status().dropped_leases == 0
         # The holder's cancellation did not cancel the close it triggered.
-        await until(lambda: live_clients() == live - 1)
+        await until(lambda: live_clients() == live - 1, pool=cp)
 
 
 async def test_cancelled_run_releases_its_lease(
@@ -77,8 +78,8 @@ async def test_cancelled_run_releases_its_lease(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cp.status()["leases"] == {"1": 0}
-        assert cp.status()["run_retries"] == 0
+        assert cp.status().leases == {"1": 0}
+        assert cp.status().run_retries == 0
 
 
 async def test_cancelled_aclose_still_closes_everything(
@@ -92,13 +93,13 @@ async def test_cancelled_aclose_still_closes_everything(
     holder = asyncio.create_task(_hold(cp, entered))
     await entered.wait()
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] == "closing")
+    await until(lambda: cp.status().state == "closing")
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
     await cp.aclose()  # waits for the shielded close to finish
-    assert cp.status()["state"] == "closed"
-    assert cp.status()["dropped_leases"] == 1
+    assert cp.status().state == "closed"
+    assert cp.status().dropped_leases == 1
     assert live_clients() == live0
     holder.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -114,10 +115,10 @@ async def test_aclose_during_warmup_closes_the_warming_client(
     await cp.start()
     mongo.faults.add("mongo:saslStart:hang")
     await cache.refresh()
-    await until(lambda: any(g["state"] == "warming" for g in cp.status()["generations"]))
+    await until(lambda: any(g.state == "warming" for g in cp.status().generations))
     await cp.aclose()
     assert live_clients() == live0
-    assert cp.status()["generations"] == []
+    assert cp.status().generations == ()
 
 
 async def test_aclose_during_a_client_build_closes_the_built_client(
@@ -161,7 +162,7 @@ async def test_aclose_during_a_client_build_closes_the_built_client(
     await cache.refresh()
     await anyio.to_thread.run_sync(entered.wait, 10)
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] == "closing")  # the rotation is cancelled now
+    await until(lambda: cp.status().state == "closing")  # the rotation is cancelled now
     gate.set()
     await closing
     await anyio.to_thread.run_sync(built_evt.wait, 10)  # the construction has returned
@@ -189,11 +190,80 @@ async def test_aclose_during_start_stops_it(
     starting = asyncio.create_task(cp.start())
     await warming.wait()
     closing = asyncio.create_task(cp.aclose())
-    await until(lambda: cp.status()["state"] != "starting")
+    await until(lambda: cp.status().state != "starting")
     gate.set()  # a warm-up aclose() did not stop would now finish and open the pool
     with pytest.raises(PoolClosedError, match="aclose"):
         await starting
     await closing
-    assert cp.status()["state"] == "closed" and not cp.status()["ready"]
+    assert cp.status().state == "closed" and not cp.status().ready
     assert live_clients() == live0
     await until(lambda: _other_tasks() <= tasks0)
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "asyncio.timeout", "anyio.CancelScope"])
+async def test_aclose_cancelled_mid_close_still_closes_every_client(
+    driver: str,
+    mongo: MongoStandIn,
+    cache: CredentialCache,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """However aclose() is cancelled while a client's close() runs (native task.cancel(),
+    an enclosing asyncio.timeout(), an anyio scope), every client is closed before the
+    cancellation reaches the caller, and a second aclose() has nothing left to do."""
+    live0 = live_clients()
+    adapter = type(get_driver(driver))
+    entered, gate = asyncio.Event(), asyncio.Event()
+    real_close = adapter._close
+
+    async def gated_close(self: Any, client: Any) -> None:
+        entered.set()
+        await gate.wait()
+        await real_close(self, client)
+
+    cp = make_pool(mongo, cache, driver)
+    await cp.start()
+    await rotate(cp, cache)  # two generations' worth of closing
+    monkeypatch.setattr(adapter, "_close", gated_close)
+    outcome: list[str] = []
+
+    async def closer() -> None:
+        if how == "asyncio.timeout":
+            try:
+                async with asyncio.timeout(None) as scope:
+                    timeouts.append(scope)
+                    await cp.aclose()
+            except TimeoutError:
+                outcome.append("timeout")
+        elif how == "anyio.CancelScope":
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await cp.aclose()
+            outcome.append("cancelled" if scope.cancelled_caught else "finished")
+        else:
+            await cp.aclose()
+
+    timeouts: list[asyncio.Timeout] = []
+    scopes: list[anyio.CancelScope] = []
+    task = asyncio.create_task(closer())
+    await entered.wait()
+    if how == "asyncio.timeout":
+        timeouts[0].reschedule(asyncio.get_running_loop().time())
+    elif how == "anyio.CancelScope":
+        scopes[0].cancel()
+    else:
+        task.cancel()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not task.done(), "the cancellation waits for the close in progress"
+    gate.set()
+    if how == "task.cancel":
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        await task
+        assert outcome == ["timeout" if how == "asyncio.timeout" else "cancelled"]
+    assert live_clients() == live0, "every client closed before the cancellation arrived"
+    assert cp.status().state == "closed" and cp.status().generations == ()
+    async with asyncio.timeout(5):  # only turns a hang into a failure
+        await cp.aclose()

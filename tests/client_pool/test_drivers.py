@@ -33,7 +33,7 @@ async def test_warm_authenticates_n_connections(
 ) -> None:
     """warm() leaves N authenticated connections open and pings, ahead of any traffic."""
     adapter = get_driver(driver)
-    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=n)
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST)
     try:
         assert mongo.stats.auth_successes == 0, "building connects nothing"
         await adapter.warm(handle, n, within=10)
@@ -51,7 +51,7 @@ async def test_warm_refused_credentials_raise_warmup_error(
     """Refused credentials make warm() fail fast with WarmupError, the code 18 as cause."""
     adapter = get_driver(driver)
     live0 = live_clients()
-    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=3)
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST)
     assert live_clients() == live0 + 1
     mongo.reject_auth(True)
     with pytest.raises(WarmupError, match="refused") as info:
@@ -65,7 +65,7 @@ async def test_warm_refused_credentials_raise_warmup_error(
 async def test_build_keeps_user_listeners_and_min_pool_size(
     driver: str, mongo: MongoStandIn, source: MintingSource
 ) -> None:
-    """The user's event listeners stay; minPoolSize is the larger of theirs and warm_connections."""
+    """The user's event listeners and minPoolSize stay; warm-up does not raise the minimum."""
 
     class Counter(monitoring.CommandListener):
         count = 0
@@ -81,7 +81,7 @@ async def test_build_keeps_user_listeners_and_min_pool_size(
 
     adapter = get_driver(driver)
     opts = {**FAST, "event_listeners": [Counter()], "minPoolSize": 5}
-    handle = await adapter.build(mongo.uri, await source.fetch(), opts, warm_connections=2)
+    handle = await adapter.build(mongo.uri, await source.fetch(), opts)
     try:
         assert handle.client.options.pool_options.min_pool_size == 5
         await adapter.warm(handle, 2, within=10)
@@ -95,7 +95,7 @@ async def test_warm_stops_filling_at_fill_until(
 ) -> None:
     """Past fill_until, warm() returns False with the pinged client usable, not an error."""
     adapter = get_driver(driver)
-    handle = await adapter.build(mongo.uri, await source.fetch(), FAST, warm_connections=50)
+    handle = await adapter.build(mongo.uri, await source.fetch(), FAST)
     try:
         assert await adapter.warm(handle, 50, within=10, fill_until=time.monotonic()) is False
         assert 1 <= handle.monitor.ready < 50

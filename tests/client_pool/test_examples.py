@@ -51,10 +51,10 @@ def test_lambda_pool_reused_across_invocations(
                 assert '"value": "b"' in result["body"]
                 assert module.POOL is pool
                 status = pool.status()
-                assert status["leases"] == {"1": 0}, "nothing held between invocations"
+                assert status.leases == {"1": 0}, "nothing held between invocations"
             assert mongo.stats.connections_opened == opened, "connections reused"
             assert mongo.stats.auth_successes == auths, "no new authentication"
-            assert pool.status()["credentials"]["source"] == "lambda"
+            assert pool.status().credentials.source == "lambda"
             assert live_clients() == live0 + 1
         finally:
             module.shutdown()
@@ -78,7 +78,7 @@ def test_lambda_recovers_from_a_failed_first_start(
             mongo.reject_auth(False)
             result = module.handler({"id": 2, "value": "b"}, None)
             assert result["statusCode"] == 200 and '"value": "b"' in result["body"]
-            assert module.POOL.status()["ready"]
+            assert module.POOL.status().ready
         finally:
             module.shutdown()
         assert live_clients() == live0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pool.client_pool.generations import (
-    MIN_DRAIN,
-    NO_EXPIRY_DRAIN,
+    DEFAULT_DRAIN_LIMIT,
+    DRAIN_WARNING_EVERY,
     GenerationBook,
     State,
     drain_deadline,
@@ -162,51 +162,49 @@ def test_auth_failure_reported_once_per_generation() -> None:
     assert book.current is not None and book.note_auth_failure(book.current) is True
 
 
-def test_default_deadline_is_shortly_before_expiry() -> None:
-    """Without drain_timeout a client drains until a margin before its credentials expire."""
-    c = creds(1, lifetime=3600)
-    assert c.monotonic_deadline is not None
-    deadline = drain_deadline(c, now=c.monotonic_deadline - 3600, drain_timeout=None)
-    assert c.monotonic_deadline - 31 < deadline <= c.monotonic_deadline - 29.9
-    short = creds(2, lifetime=10)
-    assert short.monotonic_deadline is not None
-    d2 = drain_deadline(short, now=short.monotonic_deadline - 10, drain_timeout=None)
-    assert short.monotonic_deadline - 1.1 < d2 < short.monotonic_deadline - 0.9
+def test_default_drain_waits_for_the_last_lease_whatever_the_expiry() -> None:
+    """Without drain_timeout a replaced generation keeps its leases past its credentials'
+    expiry: the bound is DEFAULT_DRAIN_LIMIT from the swap, not a margin before expiry."""
+    book: GenerationBook[str] = GenerationBook()
+    first = book.begin(creds(1, lifetime=6), "c1", expires_at=6.0)
+    book.activate(first, now=0.0)
+    lease = book.acquire()
+    book.activate(book.begin(creds(2), "c2", expires_at=10.0), now=4.0)
+    assert first.deadline == 4.0 + DEFAULT_DRAIN_LIMIT
+    assert book.expire(now=3600.0) == [], "long past expiry, still open for its lease"
+    assert first.expired(3600.0) and first.state is State.DRAINING
+    assert book.release(lease) == [first]
 
 
-def test_deadline_floor_and_overrides() -> None:
-    """Late rotations still get MIN_DRAIN; drain_timeout and long-term keys override."""
-    c = creds(1, lifetime=5)
-    assert c.monotonic_deadline is not None
-    late = c.monotonic_deadline + 100
-    assert drain_deadline(c, now=late, drain_timeout=None) == late + MIN_DRAIN
-    assert drain_deadline(c, now=7.0, drain_timeout=2.5) == 9.5
-    assert drain_deadline(creds(2, lifetime=None), now=1.0, drain_timeout=None) == (
-        1.0 + NO_EXPIRY_DRAIN
-    )
+def test_drain_deadline_overrides() -> None:
+    """drain_timeout sets the bound (math.inf: none); the credentials play no part."""
+    assert drain_deadline(7.0, 2.5) == 9.5
+    assert drain_deadline(7.0, None) == 7.0 + DEFAULT_DRAIN_LIMIT
+    assert drain_deadline(7.0, math.inf) == math.inf
+    assert drain_deadline(7.0, -1.0) == 7.0
 
 
-def test_status_is_json_and_secret_free() -> None:
-    """status() serialises to JSON and never contains a secret key or token."""
-    book: GenerationBook[str] = GenerationBook(drain_timeout=9)
+def test_slow_drains_warn_periodically_and_wake_the_expirer() -> None:
+    """A drain still waiting is reported every DRAIN_WARNING_EVERY, and next_deadline says when."""
+    book: GenerationBook[str] = GenerationBook()
     started(book)
     lease = book.acquire()
-    book.activate(book.begin(creds(2), "c2"), now=0.0)
-    status = book.status(now=1.0)
-    text = json.dumps(status)
-    assert "secret-" not in text and "token-" not in text
-    assert status["generation"] == 2
-    assert status["leases"] == {"1": 1, "2": 0}
-    assert status["draining"] == [1]
-    assert status["rotations"] == 1
+    book.activate(book.begin(creds(2), "c2"), now=100.0)
+    assert book.next_deadline() == 100.0 + DRAIN_WARNING_EVERY
+    assert book.slow_drains(100.0 + DRAIN_WARNING_EVERY - 1) == []
+    assert book.slow_drains(100.0 + DRAIN_WARNING_EVERY) == [lease.generation]
+    assert book.slow_drains(100.0 + DRAIN_WARNING_EVERY) == [], "once per period"
+    assert book.next_deadline() == 100.0 + 2 * DRAIN_WARNING_EVERY
     book.release(lease)
+    assert book.next_deadline() is None
 
 
-def test_swap_by_leaves_two_margins_before_expiry() -> None:
-    """A slow warm-up must swap two margins before expiry: one to swap, one to drain."""
-    c = creds(1, lifetime=100)
-    assert c.monotonic_deadline is not None
-    due = swap_by(c)
-    assert due is not None
-    assert c.monotonic_deadline - 20.1 < due < c.monotonic_deadline - 19.9
-    assert swap_by(creds(2, lifetime=None)) is None
+def test_swap_by_leaves_a_margin_before_expiry() -> None:
+    """A slow warm-up must swap a margin (a tenth of the lifetime, <= 30 s) before expiry."""
+    book: GenerationBook[str] = GenerationBook()
+    short = book.begin(creds(1, lifetime=100), "c1", expires_at=500.0)
+    due = swap_by(short)
+    assert due is not None and 489.9 < due < 490.1
+    long = book.begin(creds(2, lifetime=3600), "c2", expires_at=5000.0)
+    assert swap_by(long) == pytest.approx(4970.0, abs=0.1)
+    assert swap_by(book.begin(creds(3, lifetime=None), "c3")) is None

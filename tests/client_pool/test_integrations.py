@@ -32,14 +32,14 @@ async def test_fastapi_lease_spans_the_request_and_pool_closes(
 
     @app.get("/count")
     async def count(db: Shop) -> dict[str, int]:
-        seen.append(cp.status()["leases"])
+        seen.append(cp.status().leases)
         return {"n": await db.items.count_documents({})}
 
     async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/count")).json() == {"n": 0}
-        assert cp.status()["state"] == "open"
+        assert cp.status().state == "open"
     assert seen == [{"1": 1}]
-    assert cp.status()["state"] == "closed"
+    assert cp.status().state == "closed"
 
 
 async def test_fastapi_without_lifespan_says_what_is_missing() -> None:
@@ -92,7 +92,7 @@ async def test_aiohttp_cleanup_ctx_opens_and_closes_the_pool(
             for i in range(3):
                 async with http.post(f"http://127.0.0.1:{port}/items/{i}") as resp:
                     assert (await resp.json()) == {"n": i + 1}
-        assert get_pool(app) is pools[0] and pools[0].status()["ready"]
+        assert get_pool(app) is pools[0] and pools[0].status().ready
     finally:
         await runner.cleanup()
-    assert pools[0].status()["state"] == "closed"
+    assert pools[0].status().state == "closed"

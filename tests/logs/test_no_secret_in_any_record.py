@@ -159,13 +159,13 @@ async def _pool_life(aws: AwsStandIns, mongo: MongoStandIn, seen: list[Credentia
         ) as cp,
     ):
         await cp.run(lambda c: c.admin.command("ping"))
-        generation = cp.status()["generation"]
+        generation = cp.status().generation
         await cache.refresh()  # a forced rotation
         await cp.wait_for_generation(generation + 1)
         await cp.run(lambda c: c.admin.command("ping"))
         mongo.reject_auth(True)  # the server refuses the next set
         await cache.refresh()
-        await until(lambda: cp.status()["warmup_failures"] >= 1)
+        await until(lambda: cp.status().warmup_failures >= 1)
         mongo.drop_connections()
         with pytest.raises(Exception, match=r"Authentication failed|paused"):
             async with cp.client() as client:

@@ -90,23 +90,43 @@ BOTOCORE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("uri", BOTOCORE_CASES)
-def test_full_uri_rule_is_botocores(uri: str) -> None:
-    """Allowed exactly when botocore's ContainerMetadataFetcher allows it (botocore 1.40.61)."""
+def _botocore_allows(uri: str, *, ignore_https: bool) -> bool:
+    """What the installed botocore's ContainerMetadataFetcher says of ``uri``.
+
+    With ``ignore_https`` the URI is judged as if it were plain http: botocore
+    1.43 lets https reach any host, 1.40.61 did not, and this library keeps the
+    narrower rule (see pool.sources.container.validate_full_uri).
+    """
     from botocore.utils import ContainerMetadataFetcher
 
+    if ignore_https and uri.lower().startswith("https://"):
+        uri = "http://" + uri[len("https://") :]
     try:
         ContainerMetadataFetcher()._validate_allowed_url(uri)
-        botocore_allows = True
     except ValueError:
-        botocore_allows = False
+        return False
+    return True
+
+
+@pytest.mark.parametrize("uri", BOTOCORE_CASES)
+def test_full_uri_rule_is_botocores_host_list_whatever_the_scheme(uri: str) -> None:
+    """Allowed exactly when botocore allows it as plain http (botocore 1.40.61's rule)."""
     try:
         validate_full_uri(uri)
         ours = True
     except ConfigurationError as exc:
         assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" in str(exc)
         ours = False
-    assert ours is botocore_allows
+    assert ours is _botocore_allows(uri, ignore_https=True)
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://evil.test/", "HtTpS://evil.test/creds", "https://169.254.169.254/"]
+)
+def test_https_to_other_hosts_is_refused_even_where_newer_botocore_allows_it(uri: str) -> None:
+    """https to a host off the list never gets the container token, whatever botocore's version."""
+    with pytest.raises(ConfigurationError, match="not allowed"):
+        validate_full_uri(uri)
 
 
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:99999/", "http://127.0.0.1:abc/"])

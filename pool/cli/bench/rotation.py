@@ -240,7 +240,7 @@ async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, re
                 return await op(client)
 
         async def rotate() -> None:
-            before = cp.status()["generation"]
+            before = cp.status().generation or 0
             await cache.refresh()
             await cp.wait_for_generation(before + 1)
 
