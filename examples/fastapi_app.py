@@ -12,8 +12,10 @@ with an authorization token), and on EC2 the instance metadata service answers.
   let requests in progress finish.
 * Each request leases the current client through a dependency, so a rotation
   in the middle of a request never closes that request's client.
-* ``/healthz`` returns the pool's status for the load balancer's health check
-  (503 while no client is serving).
+* ``/healthz/ready`` and ``/healthz/live`` are the Kubernetes / load balancer
+  probes (200, or 503 when not ready / stuck; see the README's "Health
+  probes"); ``/healthz`` returns the pool's full status for dashboards, with
+  the readiness code.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
 from pool import ClientPool
-from pool.integrations.fastapi import leased_database, lifespan, pool_status
+from pool.integrations.fastapi import leased_database, lifespan, mount_health, pool_status
 from pool.sources import from_environment
 
 # Parameters FastAPI fills per request: a database of the leased client, the pool status.
@@ -48,6 +50,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         )
 
     app = FastAPI(lifespan=lifespan(make_pool))
+    mount_health(app)  # GET /healthz/live, GET /healthz/ready
 
     @app.get("/healthz")
     async def healthz(status: Status) -> JSONResponse:

@@ -21,11 +21,14 @@ __all__ = [
     "CredentialError",
     "CredentialFetchError",
     "CredentialsExpiredError",
+    "CredentialsRefusedError",
     "InvariantError",
     "LeaseExpiredError",
+    "NoAwsEnvironmentError",
     "NoCredentialsFoundError",
     "PoolClosedError",
     "PoolError",
+    "ServerUnreachableError",
     "WarmupError",
 ]
 
@@ -108,6 +111,27 @@ class CredentialFetchError(CredentialError):
         return self.status == 429 or self.code in THROTTLING_CODES
 
 
+class NoAwsEnvironmentError(NoCredentialsFoundError, CredentialFetchError):
+    """Nothing configured, and the instance metadata service (the last resort) did not answer.
+
+    What :func:`pool.sources.from_environment`'s fallback source raises off
+    AWS (a laptop, CI): both a :class:`NoCredentialsFoundError` (``checked``
+    lists what was looked at) and a retryable :class:`CredentialFetchError`
+    (on EC2, IMDS may come back).
+    """
+
+    def __init__(self, message: str, *, checked: list[str], code: str | None = None) -> None:
+        # Not the parents' __init__: in this MRO NoCredentialsFoundError's super()
+        # is CredentialFetchError, whose signature differs.
+        self.checked = list(checked)
+        lines = "\n".join(f"  - {line}" for line in self.checked)
+        Exception.__init__(self, f"{message}\n{lines}" if lines else message)
+        self.source = "ec2"
+        self.retryable = True
+        self.status = None
+        self.code = code
+
+
 class CredentialsExpiredError(CredentialError):
     """There are no credentials valid at this instant."""
 
@@ -131,7 +155,52 @@ class LeaseExpiredError(AuthenticationError):
 
 
 class WarmupError(PoolError):
-    """A new client could not be connected and authenticated ahead of traffic."""
+    """A new client could not be connected and authenticated ahead of traffic.
+
+    ``startup`` is True when it was the pool's first client (nothing serves;
+    :meth:`pool.ClientPool.start` raises it), False at a rotation (the
+    current client keeps serving and the warm-up is retried).
+    """
+
+    def __init__(self, message: str, *, startup: bool = False) -> None:
+        super().__init__(message)
+        self.startup = startup
+
+
+class ServerUnreachableError(WarmupError):
+    """No MongoDB server could be reached: nothing listening, DNS, a timeout, or TLS.
+
+    ``reason`` is ``"refused"``, ``"dns"``, ``"timeout"``, ``"tls"`` or
+    ``"network"``; ``servers`` maps each ``host:port`` to the driver's error
+    text for it (redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        servers: dict[str, str] | None = None,
+        startup: bool = False,
+    ) -> None:
+        super().__init__(message, startup=startup)
+        self.reason = reason
+        self.servers = dict(servers or {})
+
+
+class CredentialsRefusedError(WarmupError, AuthenticationError):
+    """The server refused a new client's AWS credentials (code 18) while it warmed up.
+
+    ``key`` is the access key id's hint (never the secret), ``source`` the
+    credential source's name and ``role_arn`` the role the source assumes,
+    when it knows it (web identity, role chaining; ``None`` otherwise).
+    """
+
+    def __init__(self, message: str, *, key: str, source: str, startup: bool = False) -> None:
+        super().__init__(message, startup=startup)
+        self.key = key
+        self.source = source
+        self.role_arn: str | None = None
 
 
 class InvariantError(PoolError, AssertionError):

@@ -122,9 +122,12 @@ def _explain_auth(exc: BaseException, role: str | None) -> str:
             "3. The credentials expired or were revoked between fetch and connect."
         )
     if isinstance(exc, ServerSelectionTimeoutError):
+        from pool.client_pool.diagnose import FIXES, classify
+
+        reason = classify(str(exc))
         return (
-            "The server did not answer. Check the URI's host, DNS, the Atlas IP access\n"
-            "list / VPC peering / PrivateLink, and outbound port 27017."
+            f"The server could not be reached ({reason}). {FIXES[reason]}.\n"
+            "Atlas: check the IP access list (or the private endpoint) and outbound port 27017."
         )
     return "See the message above; rerun with -vv for the log."
 
@@ -146,8 +149,8 @@ async def _identity(creds: Any, environ: Mapping[str, str], limit_s: float) -> t
     return str(answer.get("Arn", "")), where
 
 
-async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float]:
-    """(connect+authenticate ms, ping ms) with a brand-new client of ``driver``.
+async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[float, float, str]:
+    """(connect+authenticate ms, ping ms, servers reached) with a brand-new client of ``driver``.
 
     Built and closed through the pool's driver adapter, so Motor's blocking
     parts (construction, ``close()``'s endSessions) stay off the loop.
@@ -165,9 +168,12 @@ async def _connect(uri: str, creds: Any, driver: str, limit_s: float) -> tuple[f
         t1 = time.perf_counter()
         await handle.client.admin.command("ping")  # on the now-authenticated connection
         t2 = time.perf_counter()
+        client = handle.client.delegate if driver == "motor" else handle.client
+        servers = client.topology_description.server_descriptions()
+        where = ", ".join(f"{h}:{p}" for h, p in servers) or "?"
     finally:
         await adapter.close(handle)
-    return (t1 - t0) * 1000, (t2 - t1) * 1000
+    return (t1 - t0) * 1000, (t2 - t1) * 1000, where
 
 
 def _detect(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -217,26 +223,37 @@ async def _fetch(report: Report, source: Any) -> Any:
     Then where the credentials came from and, for STS sources, the endpoint used.
     """
     from pool._internal.log import key_hint
-    from pool.cli.check_where import origin, sts_endpoint_of
+    from pool.cli.check_where import fetch_target, origin, sts_endpoint_of
     from pool.sources import aclose_source
 
+    failure: Exception | None = None
     try:
         t0 = time.perf_counter()
         creds = await source.fetch()
         fetch_ms = (time.perf_counter() - t0) * 1000
     except Exception as exc:
-        report.step("fetch", False, describe(exc), _explain_fetch(exc))
-        return None
+        failure = exc
     finally:
+        # After the fetch: a profile knows only then what it resolved to.
+        target = fetch_target(source)
         where, endpoint = origin(source), sts_endpoint_of(source)
         await aclose_source(source)
+    if failure is not None:
+        report.step(
+            "fetch", False, f"{describe(failure)} [called {target}]", _explain_fetch(failure)
+        )
+        return None
     left = creds.remaining()
     expiry = (
         "long-term key, no expiry"
         if creds.expiration is None
         else f"expires {creds.expiration:%Y-%m-%d %H:%M:%S}Z (in {left:.0f} s)"
     )
-    report.step("fetch", True, f"{fetch_ms:.1f} ms, key {key_hint(creds.access_key_id)}, {expiry}")
+    report.step(
+        "fetch",
+        True,
+        f"{fetch_ms:.1f} ms from {target}, key {key_hint(creds.access_key_id)}, {expiry}",
+    )
     report.step("from", True, where)
     if endpoint is not None:
         report.step("sts", True, f"{endpoint.url} ({endpoint.how}, signed for {endpoint.region})")
@@ -244,22 +261,47 @@ async def _fetch(report: Report, source: Any) -> Any:
 
 
 async def _whoami(
-    report: Report, creds: Any, environ: Mapping[str, str], limit_s: float
+    report: Report, creds: Any, environ: Mapping[str, str], limit_s: float, uri: str | None
 ) -> str | None:
-    """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning)."""
+    """Step 3: STS GetCallerIdentity; the IAM role ARN Atlas maps, or ``None`` (a warning).
+
+    Skipped when the MongoDB server is on loopback (the stand-ins) but STS is
+    not: credentials minted by stand-ins mean nothing to AWS, and no call of
+    ``check`` against the stand-ins may leave the machine.
+    """
+    from pool.cli.check_where import host_port, is_loopback, mongo_hosts
+    from pool.sources._sts_endpoint import resolve_sts_endpoint
+
+    sts_host = host_port(resolve_sts_endpoint(environ).url)
+    hosts = mongo_hosts(uri or "")
+    if hosts and all(is_loopback(h.rsplit(":", 1)[0]) for h in hosts):
+        if not is_loopback(sts_host.rsplit(":", 1)[0].strip("[]")):
+            report.step(
+                "identity",
+                None,
+                f"skipped: the MongoDB server is on loopback but STS is {sts_host}",
+                "Not calling AWS for stand-in credentials. Set AWS_ENDPOINT_URL_STS to the\n"
+                "stand-ins' STS (python -m pool emulate prints it in every block).",
+            )
+            return None
     try:
         arn, where = await _identity(creds, environ, limit_s)
     except Exception as exc:
         report.step(
             "identity",
             None,
-            f"STS GetCallerIdentity failed: {describe(exc)}",
+            f"STS GetCallerIdentity at {sts_host} failed: {describe(exc)}",
             "Not fatal (Atlas calls STS itself), but the server will likely refuse the same\n"
             "credentials; a VPC without STS access also explains this.",
         )
         return None
     role = iam_role_arn(arn)
-    report.step("identity", True, arn, f"Atlas database user to map: {role}\nSTS endpoint: {where}")
+    report.step(
+        "identity",
+        True,
+        f"{arn} [called {sts_host}]",
+        f"Atlas database user to map: {role}\nSTS endpoint: {where}",
+    )
     return role
 
 
@@ -284,7 +326,7 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
     _regions(report, environ)
     if creds is None:
         return report
-    role = await _whoami(report, creds, environ, args.timeout)
+    role = await _whoami(report, creds, environ, args.timeout, uri)
     if not uri:
         report.step("connect", False, "no MongoDB URI", "Pass --uri or set MONGODB_URI.")
         return report
@@ -298,11 +340,15 @@ async def _check(args: argparse.Namespace, environ: Mapping[str, str], uri: str 
         )
         return report
     try:
-        auth_ms, ping_ms = await _connect(uri, creds, args.driver, args.timeout)
+        auth_ms, ping_ms, where = await _connect(uri, creds, args.driver, args.timeout)
     except Exception as exc:
         report.step("connect+auth", False, describe(exc), _explain_auth(exc, role))
         return report
-    report.step("connect+auth", True, f"{auth_ms:.1f} ms (hello, saslStart, saslContinue, ping)")
+    report.step(
+        "connect+auth",
+        True,
+        f"{auth_ms:.1f} ms to {where} (hello, saslStart, saslContinue, ping)",
+    )
     report.step("ping", True, f"{ping_ms:.2f} ms on the authenticated connection")
     return report
 

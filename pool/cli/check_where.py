@@ -13,7 +13,15 @@ from typing import Any
 from pool.sources._http import describe_url
 from pool.sources._sts_endpoint import StsEndpoint, region_of_host
 
-__all__ = ["origin", "region_findings", "sts_endpoint_of"]
+__all__ = [
+    "fetch_target",
+    "host_port",
+    "is_loopback",
+    "mongo_hosts",
+    "origin",
+    "region_findings",
+    "sts_endpoint_of",
+]
 
 
 def origin(source: Any) -> str:
@@ -83,3 +91,59 @@ def region_findings(endpoint: StsEndpoint) -> list[tuple[bool | None, str, str]]
             )
         )
     return rows
+
+
+def host_port(url: str, default_port: int = 443) -> str:
+    """``host:port`` of an http(s) URL (what a call went to; never a path or a token)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (80 if parts.scheme == "http" else default_port)
+    host = parts.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and 127.0.0.0/8 / ``::1`` literals."""
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_target(source: Any) -> str:
+    """Where ``source.fetch()`` goes: ``host:port``, or what it reads instead of a network."""
+    if callable(getattr(source, "subscribe", None)):  # a CredentialCache: its source
+        return fetch_target(source.source)
+    base = getattr(source, "base", None)  # AssumeRoleSource: its base first
+    for attr in ("url", "endpoint"):
+        value = getattr(source, attr, None)
+        if isinstance(value, str):
+            return host_port(value)
+    inner = getattr(source, "_inner", None)  # ProfileSource: what the profile resolved to
+    if inner is not None and inner is not source:
+        return fetch_target(inner)
+    endpoint = sts_endpoint_of(source)
+    if endpoint is not None:
+        own = host_port(endpoint.url)
+        return own if base is None else f"{fetch_target(base)}, then {own}"
+    if type(source).__name__ == "EnvironmentSource":
+        return "no network (environment variables)"
+    return type(source).__name__
+
+
+def mongo_hosts(uri: str) -> list[str]:
+    """The seed hosts of a ``mongodb://`` URI (empty for ``mongodb+srv://``: resolved by DNS)."""
+    from pymongo.uri_parser import parse_uri
+
+    if uri.lower().startswith("mongodb+srv://"):
+        return []
+    try:
+        return [f"{h}:{p}" for h, p in parse_uri(uri, warn=True)["nodelist"]]
+    except Exception:
+        return []

@@ -4,18 +4,25 @@ For each environment in turn the stand-ins' standard variables are exported
 exactly as that environment would export them, the pool is built through
 ``pool.sources.from_environment()`` (an explicit ``AssumeRoleSource`` for role
 chaining), and a concurrent insert/find workload runs while credentials
-expire every few seconds. Live progress while it runs; a table at the end.
-Exit status 1 when any operation failed or any acknowledged write is missing.
+expire every few seconds. Live progress while it runs; a table at the end,
+and a verdict per environment: rotated (how many times), or not, and why.
+
+Exit status: 0 when every environment rotated at least once (Lambda, whose
+credentials do not rotate, excepted) with no failed operation and no lost
+write; 1 when an operation failed or a write is missing; 3 when the run was
+too short for some environment to rotate (nothing was tested there).
+``--json PATH`` writes the same figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="run only this environment (repeatable)",
     )
+    p.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the figures and verdicts as JSON"
+    )
+
+
+#: Lambda's variables hold one credential set for the sandbox's life: nothing rotates there.
+NO_ROTATION = frozenset({"lambda"})
+EXIT_FAILED = 1
+EXIT_TOO_SHORT = 3
 
 
 @dataclass
@@ -79,13 +95,52 @@ class Row:
     rotations: int = 0
     remaining: float | None = None
     missing: int | None = None
+    partial_warmups: int = 0
+    seconds: float = 0.0
     fetch: dict[str, Any] = field(default_factory=dict)
     handshake: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
+        """No failed operation, no lost write."""
         return self.error is None and self.failed == 0 and self.missing == 0
+
+    @property
+    def tested(self) -> bool:
+        """It rotated at least once (or is not expected to: Lambda)."""
+        return self.rotations > 0 or self.env in NO_ROTATION
+
+    def verdict(self, lifetime: float, envs: int = 1) -> str:
+        """One sentence: what this environment's run showed."""
+        if not self.ok:
+            return f"FAILED: {self.error or 'failed operations or lost writes'}"
+        if self.env in NO_ROTATION:
+            return "passed; no rotation expected (Lambda's credentials live the sandbox's life)"
+        if not self.rotations:
+            return (
+                f"NOT TESTED: no rotation in {self.seconds:.0f} s with {lifetime:g} s credentials; "
+                f"give each environment at least {2 * lifetime:g} s (--duration "
+                f"{2 * lifetime * envs:g} for {envs} environment(s)) or shorten --lifetime"
+            )
+        text = f"passed: rotated {self.rotations} time(s) under load, 0 failed, 0 lost writes"
+        if self.partial_warmups:
+            text += (
+                f"; {self.partial_warmups} partial warm-up(s) (pool.warmup_partial): the next "
+                "client took traffic before all its warm connections were open because the "
+                "serving credentials were about to expire; the rest opened on demand"
+            )
+        return text
+
+    def figures(self, lifetime: float, envs: int = 1) -> dict[str, Any]:
+        """The row as JSON-able figures, with its verdict."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("state", "started", "remaining")}
+        return {
+            **out,
+            "ok": self.ok,
+            "tested": self.tested,
+            "verdict": self.verdict(lifetime, envs),
+        }
 
 
 def _source_for(env: str, emulator: Any) -> Any:
@@ -120,7 +175,7 @@ async def _run_env(
     with patched_environ(variables):
         source = TimedSource(_source_for(row.env, emulator))
         try:
-            async with ClientPool(
+            cp = ClientPool(
                 emulator.mongodb_uri,
                 credentials=source,
                 driver=args.driver,
@@ -128,7 +183,8 @@ async def _run_env(
                 name=row.env,
                 telemetry=telemetry,
                 event_listeners=[listener],
-            ) as cp:
+            )
+            async with cp:
                 work = Workload(cp.run, tag=row.env, workers=args.workers, pause=args.pause)
                 stop = asyncio.Event()
                 runner = asyncio.create_task(work.run_until(stop))
@@ -148,12 +204,15 @@ async def _run_env(
                 row.missing = await work.missing()
                 if work.errors:
                     row.error = ", ".join(f"{k}×{v}" for k, v in work.errors.items())
+            # Read after close: a warm-up that finished while the pool closed counts too.
+            row.partial_warmups = cp.status().partial_warmups
         except Exception as exc:
             row.error = f"{type(exc).__name__}: {exc}"
         finally:
+            row.seconds = time.monotonic() - row.started
             row.fetch = dict(summarize_ms(source.fetch_ms) or {})
             row.handshake = dict(summarize_ms(listener.handshake_ms) or {})
-            row.state = "done" if row.ok else "FAILED"
+            row.state = ("done" if row.tested else "untested") if row.ok else "FAILED"
 
 
 def _progress_table(rows: list[Row]) -> Any:
@@ -211,10 +270,8 @@ def _results_table(rows: list[Row]) -> Any:
 
 async def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console, Group
-    from rich.live import Live
 
     from pool.cli.demo_panel import MetricsPanel
-    from pool.standins.process import EmulatorProcess
 
     panel = MetricsPanel(args.metrics_port)
 
@@ -232,25 +289,14 @@ async def _demo(args: argparse.Namespace) -> int:
         f"Stand-ins on loopback; credentials live {args.lifetime:g} s; {args.workers} workers; "
         f"driver {args.driver}; {per_env:.0f} s per environment."
     )
+    if per_env < args.lifetime and any(env not in NO_ROTATION for env in envs):
+        console.print(
+            f"[yellow]{per_env:.1f} s per environment is likely too short for {args.lifetime:g} s "
+            f"credentials to rotate; give it {2 * args.lifetime:g} s or more "
+            f"(--duration {2 * args.lifetime * len(envs):g})"
+        )
     try:
-        async with EmulatorProcess(lifetime=args.lifetime, command_delay=0.002) as emulator:
-            with Live(
-                view(),
-                console=console,
-                refresh_per_second=4,
-                transient=not console.is_terminal,
-            ) as live:
-                for row in rows:
-                    task = asyncio.create_task(
-                        _run_env(row, emulator, args, per_env, panel.telemetry)
-                    )
-                    while not task.done():
-                        live.update(view())
-                        if not console.is_terminal:
-                            console.print(_plain_line(row), highlight=False)
-                        await asyncio.wait({task}, timeout=1.0 if console.is_terminal else 2.0)
-                    await task
-                live.update(view())
+        await _run_all(rows, args, per_env, console, panel, view)
         if args.metrics is not None:
             await asyncio.to_thread(args.metrics.write_text, panel.scrape(), "utf-8")
         final_panel = panel.table()
@@ -259,20 +305,67 @@ async def _demo(args: argparse.Namespace) -> int:
     console.print(_results_table(rows))
     if final_panel is not None:
         console.print(final_panel)
-    if "lambda" in envs:
+    status = _verdict(console, rows, args)
+    if args.json is not None:
+        report = {
+            "driver": args.driver,
+            "lifetime_s": args.lifetime,
+            "seconds_per_environment": per_env,
+            "exit_status": status,
+            "environments": [r.figures(args.lifetime, len(rows)) for r in rows],
+        }
+        await asyncio.to_thread(args.json.write_text, json.dumps(report, indent=2) + "\n", "utf-8")
+    return status
+
+
+async def _run_all(
+    rows: list[Row],
+    args: argparse.Namespace,
+    per_env: float,
+    console: Any,
+    panel: Any,
+    view: Any,
+) -> None:
+    """Each environment in turn against one emulator, under a live progress view."""
+    from rich.live import Live
+
+    from pool.standins.process import EmulatorProcess
+
+    async with EmulatorProcess(lifetime=args.lifetime, command_delay=0.002) as emulator:
+        with Live(
+            view(),
+            console=console,
+            refresh_per_second=4,
+            transient=not console.is_terminal,
+        ) as live:
+            for row in rows:
+                task = asyncio.create_task(_run_env(row, emulator, args, per_env, panel.telemetry))
+                while not task.done():
+                    live.update(view())
+                    if not console.is_terminal:
+                        console.print(_plain_line(row), highlight=False)
+                    await asyncio.wait({task}, timeout=1.0 if console.is_terminal else 2.0)
+                await task
+            live.update(view())
+
+
+def _verdict(console: Any, rows: list[Row], args: argparse.Namespace) -> int:
+    """Print one verdict per environment and the overall one; return the exit status."""
+    for r in rows:
+        colour = "green" if r.ok and r.tested else ("red" if not r.ok else "yellow")
+        console.print(f"[{colour}]{ENVIRONMENTS[r.env]}: {r.verdict(args.lifetime, len(rows))}")
+    if any(not r.ok for r in rows):
+        console.print("[red]FAILED: see above")
+        return EXIT_FAILED
+    untested = [ENVIRONMENTS[r.env] for r in rows if not r.tested]
+    if untested:
         console.print(
-            "Lambda: the sandbox's variables hold one credential set for its whole life, "
-            "so nothing rotates there; the pool must only not get in the way."
+            f"[yellow]NOT TESTED: no credential rotation in {', '.join(untested)}; the run was "
+            "too short to show anything"
         )
-    bad = [r for r in rows if not r.ok]
-    for r in bad:
-        console.print(
-            f"[red]{ENVIRONMENTS[r.env]}: {r.error or 'failed operations or lost writes'}"
-        )
-    console.print(
-        "[green]all environments: 0 failed operations, 0 lost writes" if not bad else "[red]FAILED"
-    )
-    return 1 if bad else 0
+        return EXIT_TOO_SHORT
+    console.print("[green]all environments rotated under load: 0 failed operations, 0 lost writes")
+    return 0
 
 
 def _plain_line(r: Row) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_TITLES = {
-    "lambda": "AWS Lambda (environment variables)",
+    "lambda": "AWS Lambda (environment variables: one set living 1 h; --lifetime does not apply)",
     "ecs": "Amazon ECS (container credentials endpoint, auth token)",
     "ec2": "Amazon EC2 (IMDSv2)",
     "eks_irsa": "Amazon EKS, IAM roles for service accounts (web identity + STS)",
@@ -47,10 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=3600.0,
         metavar="SECONDS",
-        help="lifetime of every minted credential set (default 3600; try 30 to watch rotations)",
+        help="lifetime of the credentials the endpoints (STS, IMDS, ECS, Pod Identity) mint "
+        "(default 3600; try 30 to watch rotations). Not the Lambda block: Lambda's variables "
+        "hold one set for the sandbox's life, so that set lives an hour",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the endpoints as JSON")
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address to listen on (127.0.0.0/8, ::1 or localhost; default 127.0.0.1)",
+    )
     p.add_argument("--mongo-port", type=int, default=0, help="MongoDB port (default: any free)")
     p.add_argument(
         "--command-delay",
@@ -176,7 +182,7 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Emulator(
+    emulator = Emulator(
         lifetime=args.lifetime,
         faults=faults,
         command_delay=args.command_delay,
@@ -185,7 +191,9 @@ async def serve(args: argparse.Namespace) -> int:
         tls=args.tls,
         srv=args.srv,
         throttle=throttle,
-    ) as emulator:
+    )
+    await emulator.start(args.host, args.mongo_port)  # closes what it started if it fails
+    try:
         summary = emulator.summary()
         envs = summary["environments"]
         if args.json is not None:
@@ -196,10 +204,38 @@ async def serve(args: argparse.Namespace) -> int:
         if args.stats is not None:
             text = json.dumps(emulator.stats()) + "\n"
             await asyncio.to_thread(args.stats.write_text, text, "utf-8")
+    finally:
+        await emulator.aclose()
     return 0
 
 
+def loopback_host(host: str) -> str | None:
+    """``host`` as the address to bind, or ``None`` when it is not a loopback address.
+
+    The stand-ins hand out throwaway credentials and accept them: they must
+    never listen where another machine can reach them.
+    """
+    import ipaddress
+
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        return name if ipaddress.ip_address(name).is_loopback else None
+    except ValueError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
+    host = loopback_host(args.host)
+    if host is None:
+        print(
+            f"error: --host {args.host!r} is not a loopback address; the stand-ins only listen "
+            "on 127.0.0.0/8 or ::1",
+            file=sys.stderr,
+        )
+        return 2
+    args.host = host
     if args.lifetime <= 0:
         print("error: --lifetime must be a positive number of seconds", file=sys.stderr)
         return 2

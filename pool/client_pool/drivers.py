@@ -60,10 +60,10 @@ from pool._internal.clock import SYSTEM_CLOCK, Clock, fail_after
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
 from pool._internal.shield import finish
-from pool.client_pool import filling
+from pool.client_pool import diagnose, filling
 from pool.client_pool.monitor import ConnectionMonitor, warm_members
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
-from pool.errors import ConfigurationError, WarmupError
+from pool.errors import ConfigurationError
 
 __all__ = [
     "AUTH_FAILED",
@@ -177,24 +177,6 @@ async def _load_auth_modules(names: tuple[str, ...]) -> None:
         _auth_loaded.add(name)
 
 
-def _warmup_error(driver: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> WarmupError:
-    if is_auth_failure(exc):
-        return WarmupError(
-            f"{driver}: the server refused the new AWS credentials (AuthenticationFailed, "
-            "code 18); the current client keeps serving. Check that the IAM role is mapped "
-            "to a database user and that the server trusts this STS region."
-        )
-    if isinstance(exc, TimeoutError):
-        return WarmupError(
-            f"{driver}: warm-up did not finish in time; the current client keeps serving. "
-            "Raise warmup_timeout or lower warm_connections if the server is slow."
-        )
-    return WarmupError(
-        f"{driver}: warm-up failed with {describe(exc, *secrets, limit=200)}; "
-        "the current client keeps serving"
-    )
-
-
 class Driver:
     """Shared warm-up/close logic; subclasses supply the driver calls."""
 
@@ -284,6 +266,9 @@ class Driver:
         within: float,
         fill_until: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        startup: bool = False,
+        key: str = "-",
+        source: str = "",
     ) -> bool:
         """Connect, ping (authenticating one connection), then open up to ``connections``.
 
@@ -293,11 +278,15 @@ class Driver:
         :class:`pool.WarmupError` (the driver's error as ``__cause__``) when the
         ping fails or after ``within`` seconds on ``clock``. Cancellable
         between connection attempts (see :mod:`pool.client_pool.filling`); the
-        caller closes the client on failure.
+        caller closes the client on failure. An unreachable server fails it as
+        soon as the driver's monitor has seen every server fail, not after
+        ``within`` (:class:`pool.ServerUnreachableError`); refused credentials
+        raise :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's
+        first client), ``key`` (a key hint) and ``source`` only shape the message.
         """
         try:
             async with fail_after(clock, within):
-                await self._ping(handle.client)
+                await self._ping_or_unreachable(handle, startup)
                 if fill_until is None:
                     await self._fill(handle, connections)
                     return True
@@ -308,7 +297,36 @@ class Driver:
                 except TimeoutError:
                     return False
         except (PyMongoError, TimeoutError) as exc:
-            raise _warmup_error(self.name, exc, handle.secrets) from exc
+            error = diagnose.warmup_error(
+                self.name, exc, handle.secrets, client=handle.client, within=within,
+                startup=startup, key=key, source=source,
+            )  # fmt: skip
+            # A warm-up timeout's own chain is only CancelledError -> TimeoutError:
+            # the server's last error says more.
+            cause = exc if isinstance(exc, PyMongoError) else diagnose.first_error(handle.client)
+            raise error from (cause or exc)
+
+    async def _ping_or_unreachable(self, handle: DriverClient, startup: bool) -> None:
+        """The ping, ended early when the driver's monitor finds every server unreachable."""
+        loop = asyncio.get_running_loop()
+        ping = loop.create_task(self._ping(handle.client))
+        watch = loop.create_task(diagnose.watch_unreachable(handle.client, handle.secrets))
+        try:
+            await asyncio.wait({ping, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ping, watch):
+                task.cancel()
+            await asyncio.wait({ping, watch})
+        if not ping.cancelled():  # the ping ended first: its answer, or its error, wins
+            ping.result()
+            return
+        refused = diagnose.auth_failure(handle.client)
+        if refused is not None:
+            # The server was reached: a connection's handshake got code 18 and the
+            # driver marked the server unknown with it. Reported as the refusal.
+            raise refused
+        error = diagnose.unreachable_error(self.name, watch.result(), startup=startup)
+        raise error from diagnose.first_error(handle.client)
 
     async def _fill(self, handle: DriverClient, target: int) -> None:
         client = self._core(handle.client)

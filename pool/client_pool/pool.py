@@ -38,8 +38,10 @@ from pool._internal.log import get_logger, key_hint
 from pool._internal.resource import AsyncResource
 from pool._internal.shield import finish
 from pool.cache import CredentialCache
+from pool.client_pool.diagnose import with_role
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
+from pool.client_pool.health import Health, pool_health
 from pool.client_pool.lease import Lease
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import (
@@ -50,7 +52,7 @@ from pool.client_pool.retry import (
 )
 from pool.client_pool.rotation import Gen, Rotator
 from pool.client_pool.status import PoolState, PoolStatus, snapshot
-from pool.errors import ConfigurationError, PoolClosedError
+from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
 from pool.sources.base import CredentialSource
 from pool.telemetry import Telemetry, default_telemetry
 from pool.telemetry.classify import pool_name
@@ -242,7 +244,12 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     async def _open_first(self) -> None:
         if self._owns_cache:
             await self._cache.__aenter__()
-        await self._rot.rotate_to(await self._cache.get())
+        try:
+            await self._rot.rotate_to(await self._cache.get())
+        except CredentialsRefusedError as exc:  # name the role, when the source knows it
+            role = getattr(self._cache.source, "role_arn", None)
+            named = with_role(exc, role if isinstance(role, str) else None, self._rot.driver.name)
+            raise named from exc.__cause__
 
     async def aclose(self) -> None:
         """Stop rotating, let leases finish (up to ``close_timeout``), close every client.
@@ -472,6 +479,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         ``cp.status().to_dict()`` is its JSON-serialisable form.
         """
         return snapshot(
+            health=self.health(),
             now=self._clock.monotonic(),
             state=self._state,
             driver=self._rot.driver.name,
@@ -480,4 +488,19 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             run_retries=self._retries,
             cache=self._cache.status(),
             telemetry=self._tel,
+        )
+
+    def health(self) -> Health:
+        """Readiness and liveness now, with reasons (see :mod:`pool.client_pool.health`).
+
+        Never blocks, never does I/O: built for probes called every few seconds.
+        """
+        return pool_health(
+            now=self._clock.monotonic(),
+            state=self._state,
+            current=self._book.current,
+            rotator=self._rot,
+            cache=self._cache.status(),
+            tasks=self._tasks,
+            warmup_timeout=self._warmup_timeout,
         )

@@ -88,6 +88,7 @@ class Rotator:
         # Set, then replaced, at each swap, failed warm-up and close: wakes waiters.
         self._progress = asyncio.Event()
         self._rotating = 0  # rotate_to() calls under way (build + warm-up)
+        self.warming_since: float | None = None  # monotonic start of the oldest under way
         self._refused_number = 0  # the newest generation whose warm-up got code 18
         self._refused_key: str | None = None  # the last set reported as refused
         self._gen_closed = asyncio.Event()  # set, then replaced, when generations close
@@ -105,6 +106,8 @@ class Rotator:
         :class:`pool.ConfigurationError`) and closes the new client on failure.
         """
         self.telemetry.rotation_started(creds.source)
+        if not self._rotating:
+            self.warming_since = self.clock.monotonic()
         self._rotating += 1
         try:
             gen = await self._build_and_warm(creds)
@@ -113,6 +116,8 @@ class Rotator:
             raise
         finally:
             self._rotating -= 1
+            if not self._rotating:
+                self.warming_since = None
             self.notify()  # wait_newer() looks at _rotating
         previous = self.book.current
         to_close = self.book.activate(gen, self.clock.monotonic())
@@ -149,6 +154,9 @@ class Rotator:
                 within=self.warmup_timeout,
                 fill_until=fill_until,
                 clock=self.clock,
+                startup=previous is None,
+                key=key_hint(creds.access_key_id),
+                source=creds.source,
             )
         except BaseException as exc:
             refused = is_auth_failure(exc.__cause__ or exc)
@@ -157,8 +165,10 @@ class Rotator:
                 self._refused(gen)
             await self.close_gens(self.book.abandon(gen))
             raise
-        self.telemetry.warmup_ended("full" if full else "partial")
-        if not full:
+        # Not partial when the driver's own minPoolSize filling got there meanwhile.
+        partial = not full and handle.monitor.ready < self.warm
+        self.telemetry.warmup_ended("partial" if partial else "full")
+        if partial:
             self.partial_warmups += 1
             _log.warning(
                 "pool.warmup_partial",

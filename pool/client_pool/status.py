@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pool._internal.log import key_hint
 from pool.cache.status import RefreshCounts
+from pool.client_pool.health import Health
 
 if TYPE_CHECKING:
     from pool.client_pool.drivers import DriverClient
@@ -122,7 +123,7 @@ class WarmupFailure(_Record):
 class PoolStatus(_Record):
     """A snapshot of one :class:`pool.ClientPool`.
 
-    * ``ready``: a client is serving and the pool is open;
+    * ``ready``: readiness is ``ok`` or ``degraded`` (:meth:`pool.ClientPool.health`);
     * ``state``: ``new`` (constructed), ``starting`` (in ``start()``), ``open``,
       ``closing`` (in ``aclose()``), ``closed``;
     * ``driver``: ``"pymongo"`` or ``"motor"``;
@@ -149,7 +150,9 @@ class PoolStatus(_Record):
       (:class:`pool.cache.RefreshCounts`: ``rotated``, ``same``, ``failed``);
       these three are the figures the metrics report (:mod:`pool.telemetry`);
     * ``cache``: the credential cache's own status
-      (:meth:`pool.CredentialCache.status`).
+      (:meth:`pool.CredentialCache.status`);
+    * ``health``: readiness and liveness with reasons
+      (:class:`pool.client_pool.health.Health`).
     """
 
     ready: bool
@@ -172,6 +175,7 @@ class PoolStatus(_Record):
     last_drain_s: float | None
     refreshes: RefreshCounts | None
     cache: Mapping[str, Any]
+    health: Health
 
 
 def _round(value: float | None) -> float | None:
@@ -208,6 +212,7 @@ def _as_mapping(value: object) -> Mapping[str, Any]:
 
 def snapshot(
     *,
+    health: Health,
     now: float,
     state: PoolState,
     driver: str,
@@ -230,7 +235,7 @@ def snapshot(
     if isinstance(refresh_error, Mapping):
         refresh_error = refresh_error.get("message")
     return PoolStatus(
-        ready=state == "open" and current is not None,
+        ready=health.ready.passing,
         state=state,
         driver=driver,
         generation=None if current is None else current.number,
@@ -250,4 +255,5 @@ def snapshot(
         last_drain_s=_round(telemetry.last_drain_s),
         refreshes=_refreshes(cache_status.get("refreshes")),
         cache=cache_status,
+        health=health,
     )

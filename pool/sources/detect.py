@@ -20,7 +20,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from pool._internal.log import get_logger
-from pool.errors import NoCredentialsFoundError
+from pool.credentials import Credentials
+from pool.errors import CredentialFetchError, NoAwsEnvironmentError, NoCredentialsFoundError
 from pool.sources._shared_config import PROFILE, has_shared_files
 from pool.sources.base import SourceBase
 from pool.sources.container import FULL_URI, RELATIVE_URI, ContainerSource
@@ -32,6 +33,40 @@ from pool.sources.web_identity import TOKEN_FILE, WebIdentitySource
 __all__ = ["from_environment"]
 
 _log = get_logger("pool.sources")
+
+
+# CredentialFetchError codes meaning "nothing answered at the metadata address".
+_UNREACHABLE = ("ConnectionError", "Timeout", "TokenTimeout")
+
+
+class _LastResortMetadata(InstanceMetadataSource):
+    """IMDS chosen only because nothing else is configured (the spec's last resort).
+
+    Off AWS (a laptop, CI) nothing answers at the metadata address, which is
+    the normal outcome; IMDS's own hints (hop limit, metadata options) would
+    point the wrong way, so that failure says what was checked instead.
+    """
+
+    checked: tuple[str, ...] = ()
+
+    async def _fetch(self) -> Credentials:
+        try:
+            return await super()._fetch()
+        except CredentialFetchError as exc:
+            if exc.code not in _UNREACHABLE:
+                raise
+            raise NoAwsEnvironmentError(
+                "no AWS credentials found: nothing is configured in this environment and the "
+                f"EC2 instance metadata service at {self.endpoint} did not answer ({exc.code}); "
+                "off AWS (a laptop, CI) that is expected. Set AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, run with an IAM role (ECS task role, "
+                "EKS IRSA or Pod Identity, EC2 instance profile), or pass a source explicitly; "
+                "AWS_EC2_METADATA_DISABLED=true skips this lookup. On EC2 inside a container, "
+                "a token PUT timeout is the IMDSv2 hop-limit symptom "
+                "(--http-put-response-hop-limit 2). Checked:",
+                checked=[*self.checked, f"EC2 instance metadata: {self.endpoint} did not answer"],
+                code=exc.code,
+            ) from exc
 
 
 def _environment(env: Mapping[str, str], include_ec2: bool) -> str | None:
@@ -69,7 +104,7 @@ _ORDER: tuple[
     (_environment, EnvironmentSource.from_env),
     (_web_identity, WebIdentitySource.from_env),
     (_container, ContainerSource.from_env),
-    (_instance_metadata, InstanceMetadataSource.from_env),
+    (_instance_metadata, _LastResortMetadata.from_env),
 )
 
 
@@ -78,7 +113,10 @@ def _compute(env: Mapping[str, str], include_ec2: bool, checked: list[str]) -> S
     for skipped, build in _ORDER[1:]:
         reason = skipped(env, include_ec2)
         if reason is None:
-            return build(env)
+            source = build(env)
+            if isinstance(source, _LastResortMetadata):
+                source.checked = tuple(checked)  # a list the caller may still extend
+            return source
         checked.append(reason)
     return None
 
@@ -105,7 +143,10 @@ def from_environment(
        :class:`ContainerSource`;
     5. otherwise, unless ``AWS_EC2_METADATA_DISABLED=true`` or
        ``include_ec2=False``: :class:`InstanceMetadataSource` (whether IMDS is
-       reachable shows at the first fetch).
+       reachable shows at the first fetch). When IMDS does not answer (the
+       normal case off AWS: a laptop, CI), that fetch raises
+       :class:`pool.NoAwsEnvironmentError` (a :class:`pool.NoCredentialsFoundError`)
+       listing everything checked, instead of an EC2-specific error.
 
     A source that is selected but misconfigured (a key id without a secret, a
     token file without ``AWS_ROLE_ARN``, a refused container URI) raises

@@ -226,7 +226,14 @@ class AwsStandIns(AsyncResource):
         ``"lambda"`` mints a fresh credential set on every call. Raises
         ``ValueError`` for an unknown environment (see :data:`ENVIRONMENTS`).
         """
-        region = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        # Every block names the stand-ins' STS: anything that calls STS with these
+        # credentials (``check``'s identity step, role chaining, boto3) stays on
+        # loopback instead of reaching sts.<region>.amazonaws.com.
+        region = {
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL_STS": self.sts_url,
+        }
         if environment == "lambda":
             creds = self.authority.mint(self.role_arn, "lambda-function", self.lifetime)
             assert creds.session_token is not None and creds.expiration is not None
@@ -258,7 +265,6 @@ class AwsStandIns(AsyncResource):
                 "AWS_WEB_IDENTITY_TOKEN_FILE": str(self.web_identity_token_file),
                 "AWS_ROLE_ARN": self.role_arn,
                 "AWS_ROLE_SESSION_NAME": "eks-irsa",
-                "AWS_ENDPOINT_URL_STS": self.sts_url,
                 **region,
             }
         raise ValueError(

@@ -223,6 +223,7 @@ class Emulator(AsyncResource):
             "AWS_LAMBDA_FUNCTION_NAME": "standin-function",
             "AWS_REGION": self.aws.region,
             "AWS_DEFAULT_REGION": self.aws.region,
+            "AWS_ENDPOINT_URL_STS": self.aws.sts_url,
         }
 
     def stats(self) -> dict[str, Any]:

@@ -106,6 +106,9 @@ async def test_fastapi_app_serves_over_http(
             assert body["ready"] and body["driver"] == driver
             assert body["credentials"]["source"] == "ecs"
             assert body["leases"] == {"1": 0}
+            ready = await http.get("/healthz/ready")
+            assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+            assert (await http.get("/healthz/live")).status_code == 200
     assert mongo.stats.auth_successes >= 2
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from pool import ConfigurationError, NoCredentialsFoundError
+from pool import (
+    ConfigurationError,
+    CredentialFetchError,
+    NoAwsEnvironmentError,
+    NoCredentialsFoundError,
+)
 from pool.sources import (
     ContainerSource,
     EnvironmentSource,
@@ -34,7 +41,7 @@ ECS = {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}
 )
 def test_spec_order(env: dict[str, str], expected: type) -> None:
     """Environment variables, then web identity, then the container endpoint, then EC2."""
-    assert type(from_environment(env)) is expected
+    assert isinstance(from_environment(env), expected)
 
 
 @pytest.mark.parametrize(
@@ -92,3 +99,49 @@ async def test_every_standin_environment_is_detected_and_works(
     assert source.name == creds.source == name
     assert aws.authority.lookup(creds.access_key_id) is not None
     assert not creds.expired()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_laptop_fetch_says_no_aws_environment_was_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No AWS variables and no IMDS (a laptop): the fetch lists what was checked, no EC2 hint."""
+    import pool.sources.instance_metadata as imds
+
+    # The default metadata address, moved to a closed loopback port (never 169.254.169.254).
+    monkeypatch.setattr(imds, "IPV4_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    import os
+
+    no_files = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    async with from_environment(no_files) as source:
+        assert isinstance(source, InstanceMetadataSource)  # the spec's order is kept
+        with pytest.raises(NoCredentialsFoundError) as info:
+            await source.fetch()
+    exc = info.value
+    assert isinstance(exc, NoAwsEnvironmentError) and isinstance(exc, CredentialFetchError)
+    assert exc.retryable  # on EC2, IMDS may come back
+    text = str(exc)
+    assert "nothing is configured" in text and "off AWS" in text
+    assert "modify-instance-metadata-options" not in text
+    for checked in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "FULL_URI",
+        "did not answer",
+    ):
+        assert checked in text
+    assert len(exc.checked) == 5  # env, profile, web identity, container, IMDS
+
+
+async def test_explicit_imds_source_keeps_its_own_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An InstanceMetadataSource built on purpose reports IMDS's own error, not 'no environment'."""
+    source = InstanceMetadataSource(endpoint=f"http://127.0.0.1:{_closed_port()}", attempts=1)
+    async with source:
+        with pytest.raises(CredentialFetchError) as info:
+            await source.fetch()
+    assert not isinstance(info.value, NoCredentialsFoundError)

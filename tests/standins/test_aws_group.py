@@ -30,16 +30,20 @@ EXPECTED_VARS = {
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
         "AWS_ROLE_SESSION_NAME",
-        "AWS_ENDPOINT_URL_STS",
     },
 }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 async def test_env_for_gives_standard_variables(aws: AwsStandIns, environment: str) -> None:
-    """Each environment's variables are the standard AWS_* names, plus the region."""
+    """Each environment's variables are the standard AWS_* names, plus region and STS endpoint.
+
+    Every block names the stand-ins' STS, so STS calls made with its credentials stay local.
+    """
     env = aws.env_for(environment)
-    assert set(env) == EXPECTED_VARS[environment] | {"AWS_REGION", "AWS_DEFAULT_REGION"}
+    common = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS"}
+    assert set(env) == EXPECTED_VARS[environment] | common
+    assert env["AWS_ENDPOINT_URL_STS"] == aws.sts_url
     assert all(v and "\n" not in v for v in env.values())
 
 
