@@ -351,6 +351,10 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             )
         if self._state == "starting":
             raise PoolClosedError("the ClientPool is still starting: wait for `await cp.start()`")
+        if self._state in ("closing", "closed"):
+            # Refused from the moment aclose() begins, not only once the book is
+            # closed: leases already held finish, new ones must not start.
+            raise PoolClosedError(f"the ClientPool is {self._state}: it is not open for new leases")
 
     # -- leasing -----------------------------------------------------------
 

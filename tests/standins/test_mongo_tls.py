@@ -116,3 +116,31 @@ async def test_plaintext_client_cannot_talk_to_a_tls_listener(tls_rs: MongoClust
             pass
     assert tls_rs.stats.commands == {}
     assert tls_rs.stats.tls_failures == 1
+
+
+async def test_a_writer_whose_tls_failed_gets_its_plain_transport_back() -> None:
+    """restore_transport() relies on StreamWriter keeping its transport in ``_transport``."""
+    import asyncio
+
+    from pool.standins.mongo.server import restore_transport
+
+    served: list[asyncio.StreamWriter] = []
+    connected = asyncio.Event()
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(writer)
+        connected.set()
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, client = await asyncio.open_connection("127.0.0.1", port)
+    await connected.wait()
+    writer = served[0]
+    plain = writer.transport
+    writer._transport = None  # what CPython 3.11's failed start_tls leaves behind
+    restore_transport(writer, plain)
+    assert writer.transport is plain
+    writer.close()
+    client.close()
+    server.close()
+    await server.wait_closed()

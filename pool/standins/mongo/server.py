@@ -296,14 +296,24 @@ class MongoStandIn(AsyncResource):
     async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
         """The server side of the TLS handshake; False (counted, logged) when it fails."""
         assert self._tls_context is not None
+        plain = writer.transport
         try:
             await writer.start_tls(self._tls_context, ssl_handshake_timeout=10.0)
+            failure: str | None = None if writer.transport is not None else "ConnectionLost"
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
-            self.stats.tls_failures += 1
-            log.info("mongo.tls_handshake_failed", error=type(exc).__name__)
-            writer.transport.abort()
-            return False
-        return True
+            failure = type(exc).__name__
+        except AttributeError:
+            # CPython 3.11's StreamWriter.start_tls when the peer leaves mid-handshake:
+            # loop.start_tls() returns None, the writer's transport becomes None and
+            # protocol._replace_writer() fails on it.
+            failure = "ConnectionLost"
+        if failure is None:
+            return True
+        restore_transport(writer, plain)
+        self.stats.tls_failures += 1
+        log.info("mongo.tls_handshake_failed", error=failure)
+        plain.abort()
+        return False
 
     async def _serve_connection(
         self, conn: ConnectionState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -429,3 +439,14 @@ def _awaitable_hello(request: Request) -> bool:
         and "topologyVersion" in body
         and "maxAwaitTimeMS" in body
     )
+
+
+def restore_transport(writer: asyncio.StreamWriter, plain: asyncio.BaseTransport) -> None:
+    """Give a writer whose ``start_tls`` failed its plain transport back.
+
+    Otherwise its ``close()`` and ``__del__`` fail on ``None`` (CPython 3.11.7,
+    asyncio/streams.py, reads ``self._transport``; a private attribute, so
+    tests/standins/test_mongo_tls.py fails if it changes).
+    """
+    if writer.transport is None:
+        writer._transport = plain  # type: ignore[attr-defined]
