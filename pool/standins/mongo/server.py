@@ -448,5 +448,6 @@ def restore_transport(writer: asyncio.StreamWriter, plain: asyncio.BaseTransport
     asyncio/streams.py, reads ``self._transport``; a private attribute, so
     tests/standins/test_mongo_tls.py fails if it changes).
     """
-    if writer.transport is None:
+    current: asyncio.BaseTransport | None = writer.transport
+    if current is None:
         writer._transport = plain  # type: ignore[attr-defined]
