@@ -53,8 +53,16 @@ class MetricsPanel:
 
         if self.endpoint is None:
             return None
-        t = Table(title="from the metrics (python -m pool's own instruments)", expand=False)
-        for col in ("pool", "creds expire in", "rotations", "leases held", "connections"):
+        t = Table(
+            title="from the metrics (python -m pool's own instruments)",
+            caption=(
+                "clients built counts the first client too (swapped) and a warm-up that the "
+                "pool's close cut short (cancelled); expiry, leases and connections are gauges "
+                "of open pools, so they are empty once a pool has closed"
+            ),
+            expand=False,
+        )
+        for col in ("pool", "creds expire in", "clients built", "leases held", "connections"):
             t.add_column(col, justify="left")
         for name, row in sorted(self.rows().items()):
             expiry = row["expires_in"]
