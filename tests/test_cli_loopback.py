@@ -89,6 +89,24 @@ def test_check_stays_on_loopback_for_every_emulate_block(emulated: Any, tmp_path
         assert ("no network" in fetch) if block == "lambda" else (f"from {HOST}:" in fetch), out
 
 
+def test_check_stays_on_loopback_for_every_laptop_profile(emulated: Any, tmp_path: Path) -> None:
+    """check on each printed developer-laptop block (SSO, credential_process, keys, chain)."""
+    assert set(emulated["laptop"]) == {"sso", "process", "static", "chained"}
+    for profile, variables in emulated["laptop"].items():
+        log = tmp_path / f"laptop-{profile}.log"
+        done = subprocess.run(
+            [sys.executable, "-m", "pool", "check", "--uri", emulated["mongodb_uri"]],
+            env=guarded_env(log, variables),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        out = done.stdout + done.stderr
+        assert not log.exists(), f"{profile}: {log.read_text()}\n{out}"
+        assert done.returncode == 0 and "all good" in done.stdout, f"{profile}:\n{out}"
+        assert f"[called {HOST}:" in out and f" to {HOST}:" in out, out
+
+
 def test_emulate_refuses_a_non_loopback_host() -> None:
     """--host must be loopback: 0.0.0.0 and a DNS name are refused with exit status 2."""
     for host in ("0.0.0.0", "example.com"):

@@ -128,6 +128,15 @@ def _topology_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: What each stand-in developer profile is (pool.standins.laptop.DeveloperHome).
+LAPTOP_TITLES = {
+    "sso": "IAM Identity Center, a token cache as `aws sso login` leaves it",
+    "process": "credential_process helper",
+    "static": "keys in the shared credentials file",
+    "chained": "role_arn + source_profile, two roles deep",
+}
+
+
 def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
     """The human-readable text: one block of exports per environment."""
     lines = [
@@ -141,8 +150,13 @@ def render(summary: dict[str, Any], envs: dict[str, dict[str, str]]) -> str:
         f"  Role for chaining: {summary['chained_role_arn']}  (database user 'chained')",
         "",
     ]
-    for env, variables in envs.items():
-        lines.append(f"# {ENV_TITLES.get(env, env)}")
+    blocks = [(ENV_TITLES.get(env, env), variables) for env, variables in envs.items()]
+    blocks += [
+        (f"Developer laptop (AWS_PROFILE={name}: {LAPTOP_TITLES.get(name, name)})", variables)
+        for name, variables in summary.get("laptop", {}).items()
+    ]
+    for title, variables in blocks:
+        lines.append(f"# {title}")
         lines.extend(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
         lines.append("")
     uri = summary.get("mongodb_srv_uri") or summary["mongodb_uri"]

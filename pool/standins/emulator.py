@@ -98,7 +98,15 @@ class Emulator(AsyncResource):
             throttle=throttle,
         )
         self.throttle = self.aws.throttle
-        users = {self.authority.default_role_arn: "app", CHAINED_ROLE_ARN: "chained"}
+        self.home = DeveloperHome(self.aws)
+        users = {
+            self.authority.default_role_arn: "app",
+            CHAINED_ROLE_ARN: "chained",
+            # The developer laptop's identities (Atlas maps IAM users as well as roles).
+            self.home.chained_role_arn: "laptop",
+            self.home.chained_twice_role_arn: "laptop",
+            f"arn:aws:iam::{self.authority.account_id}:user/developer": "laptop",
+        }
         self.mongo: MongoStandIn | MongoCluster
         self.dns: DnsStandIn | None = None
         self._tls: TlsMaterial | None = None
@@ -122,7 +130,6 @@ class Emulator(AsyncResource):
             self._tls = TlsMaterial() if tls else None
         # A developer's home (~/.aws with SSO, credential_process, keys, role chains)
         # in a temporary directory, written at start().
-        self.home = DeveloperHome(self.aws)
         self._closed = False
 
     def __repr__(self) -> str:
