@@ -66,22 +66,29 @@ def emulated(tmp_path: Path) -> Any:
         assert not log.exists(), log.read_text()
 
 
+def guarded_check(
+    uri: str, variables: dict[str, str], log: Path
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``check`` under the socket guard; assert no remote connect and "all good"."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pool", "check", "--uri", uri],
+        env=guarded_env(log, variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = done.stdout + done.stderr
+    assert not log.exists(), f"{log.name}: {log.read_text()}\n{out}"
+    assert done.returncode == 0 and "all good" in done.stdout, f"{log.name}:\n{out}"
+    return done, out
+
+
 def test_check_stays_on_loopback_for_every_emulate_block(emulated: Any, tmp_path: Path) -> None:
     """check on each printed block: all good, each call's host:port named, no remote connect."""
     assert set(emulated["environments"]) == set(BLOCKS)
     for block, variables in emulated["environments"].items():
         assert f"{HOST}:" in variables["AWS_ENDPOINT_URL_STS"], block
-        log = tmp_path / f"{block}.log"
-        done = subprocess.run(
-            [sys.executable, "-m", "pool", "check", "--uri", emulated["mongodb_uri"]],
-            env=guarded_env(log, variables),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        out = done.stdout + done.stderr
-        assert not log.exists(), f"{block}: {log.read_text()}\n{out}"
-        assert done.returncode == 0 and "all good" in done.stdout, f"{block}:\n{out}"
+        done, out = guarded_check(emulated["mongodb_uri"], variables, tmp_path / f"{block}.log")
         lines = {line.split()[1]: line for line in done.stdout.splitlines() if "  ok  " in line}
         assert f"[called {HOST}:" in lines["identity"], out
         assert f" to {HOST}:" in lines["connect+auth"], out
@@ -94,16 +101,7 @@ def test_check_stays_on_loopback_for_every_laptop_profile(emulated: Any, tmp_pat
     assert set(emulated["laptop"]) == {"sso", "process", "static", "chained"}
     for profile, variables in emulated["laptop"].items():
         log = tmp_path / f"laptop-{profile}.log"
-        done = subprocess.run(
-            [sys.executable, "-m", "pool", "check", "--uri", emulated["mongodb_uri"]],
-            env=guarded_env(log, variables),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        out = done.stdout + done.stderr
-        assert not log.exists(), f"{profile}: {log.read_text()}\n{out}"
-        assert done.returncode == 0 and "all good" in done.stdout, f"{profile}:\n{out}"
+        _, out = guarded_check(emulated["mongodb_uri"], variables, log)
         assert f"[called {HOST}:" in out and f" to {HOST}:" in out, out
 
 
