@@ -38,11 +38,13 @@ from pool._internal.log import get_logger, key_hint
 from pool._internal.resource import AsyncResource
 from pool._internal.shield import finish
 from pool.cache import CredentialCache
+from pool.client_pool.budget import ConnectionBudget
 from pool.client_pool.diagnose import with_role
 from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, pool_health
 from pool.client_pool.lease import Lease
+from pool.client_pool.monitor import ConnectionMonitor
 from pool.client_pool.options import check_settings
 from pool.client_pool.retry import (
     auth_error,
@@ -68,6 +70,8 @@ T = TypeVar("T")
 _log = get_logger("pool.client_pool")
 
 DEFAULT_WARM_CONNECTIONS = 4
+#: Seconds over which a rotation's warm-up opens its connections (``warm_spread``).
+DEFAULT_WARM_SPREAD = 5.0
 
 
 def _cache_for(source: CredentialSource, clock: Clock, telemetry: Telemetry) -> CredentialCache:
@@ -99,6 +103,16 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     connection after expiry fails with :class:`pool.LeaseExpiredError`.
     ``drain_timeout`` bounds that wait (default: one hour, with a
     ``pool.drain_slow`` warning every minute while leases remain).
+    ``max_connections_per_member`` (default: no cap) bounds the application
+    connections this pool holds to one member across the clients open during
+    a rotation, for fleets near their tier's connection limit; it must be at
+    least ``maxPoolSize`` (see :mod:`pool.client_pool.budget` for the rules
+    and their cost).
+    ``warm_spread`` (default 5 s) paces a rotation's warm-up: one connection
+    per member at a time, evenly over that many seconds (never past the
+    serving credentials' swap deadline; the first client warms at once), so
+    a fleet's rotations open connections at a steady rate instead of in
+    bursts; 0 opens them as fast as the driver allows.
     ``warmup_timeout`` bounds one warm-up and how long :meth:`run` waits for a
     newer client; ``close_timeout`` how long :meth:`aclose` waits for leases.
     ``clock`` runs every timer (tests pass a fake one). ``name`` (default: the
@@ -123,6 +137,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -140,6 +156,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -156,8 +174,11 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None:
+        spread = DEFAULT_WARM_SPREAD if warm_spread is None else warm_spread
         check_settings(
             uri,
             warm=warm_connections,
@@ -165,6 +186,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             warmup_timeout=warmup_timeout,
             close_timeout=close_timeout,
             options=client_options,
+            max_per_member=max_connections_per_member,
+            warm_spread=spread,
         )
         telemetry = telemetry or default_telemetry()
         adapter = get_driver(driver)
@@ -181,6 +204,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self._warmup_timeout = warmup_timeout
         self._close_timeout = close_timeout
         self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
+        cap = max_connections_per_member
+        self._budget = None if cap is None else ConnectionBudget(cap)
         self._tel = telemetry.for_pool(name or pool_name(uri), self._book, clock.monotonic)
         self._rot = Rotator(
             uri=uri,
@@ -192,6 +217,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             on_auth_failure=lambda creds: self._cache.invalidate(creds),
             clock=clock,
             telemetry=self._tel,
+            max_per_member=max_connections_per_member,
+            warm_spread=spread,
         )
         self._state: PoolState = "new"
         self._tasks: list[asyncio.Task[None]] = []
@@ -398,6 +425,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             self._check_usable()  # before start(): name the fix
         book = self._book
         first = book.acquire_gen()
+        if self._budget is not None and (len(book.generations) > 1 or self._rot.closing):
+            first = await self._admit(first)
         try:
             return await fn(first.handle.client)
         except BaseException as exc:
@@ -413,6 +442,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         finally:
             # Released synchronously first: a cancelled caller never keeps it.
             to_close = book.release_gen(first)
+            if self._budget is not None and self._budget.waiting:
+                self._budget.notify()
             if to_close:
                 await self._rot.close_gens(to_close)
         return await self._run_again(fn, first, failure, elsewhere)
@@ -435,6 +466,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             raise failure
         book = self._book
         second = book.acquire_gen()
+        if self._budget is not None and (len(book.generations) > 1 or self._rot.closing):
+            second = await self._admit(second)
         try:
             return await fn(second.handle.client)
         except BaseException as exc:
@@ -444,8 +477,39 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             raise
         finally:
             to_close = book.release_gen(second)
+            if self._budget is not None and self._budget.waiting:
+                self._budget.notify()
             if to_close:
                 await self._rot.close_gens(to_close)
+
+    async def _admit(self, gen: Gen) -> Gen:
+        """Hold a new lease back, holding nothing, until it fits ``max_connections_per_member``.
+
+        Called only while more than one client is open (see
+        :mod:`pool.client_pool.budget`); returns the generation leased.
+        """
+        budget, book = self._budget, self._book
+        assert budget is not None
+        counted = False
+        while others := self._other_monitors(gen):
+            if budget.admits(gen, others):
+                break
+            to_close = book.release_gen(gen)
+            if to_close:
+                await self._rot.close_gens(to_close)
+            if not counted:
+                budget.waited += 1
+                counted = True
+            await budget.wait(others)
+            if self._state != "open":
+                self._check_usable()
+            gen = book.acquire_gen()
+        return gen
+
+    def _other_monitors(self, gen: Gen) -> list[ConnectionMonitor]:
+        """The connection counters of every client open next to ``gen``'s, closing ones too."""
+        others = [g.handle.monitor for g in self._book.generations if g is not gen]
+        return others + [h.monitor for h in self._rot.closing]
 
     def _lease_error(self, gen: Gen, exc: BaseException) -> BaseException | None:
         """What a ``cp.client()`` block that raised ``exc`` raises instead, if anything.
@@ -492,6 +556,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             run_retries=self._retries,
             cache=self._cache.status(),
             telemetry=self._tel,
+            budget=self._budget,
         )
 
     def health(self) -> Health:
