@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pool.client_pool.pool import ClientPool
+    from pool.client_pool.leasing import Leasing
     from pool.client_pool.rotation import Gen
 
 __all__ = ["Lease"]
@@ -33,7 +33,7 @@ class Lease:
 
     __slots__ = ("_gen", "_pool")
 
-    def __init__(self, pool: ClientPool[Any]) -> None:
+    def __init__(self, pool: Leasing[Any]) -> None:
         self._pool = pool
         self._gen: Gen | None = None
 
