@@ -7,9 +7,7 @@ monitoring connections never authenticate).
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,9 +15,8 @@ import pytest
 from pool import ClientPool, ConfigurationError
 from pool.cache import CredentialCache
 from pool.client_pool.budget import capped_warm, fits
-from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.cluster import MongoCluster
-from tests.client_pool.pool_helpers import FAST, rotate, until
+from tests.client_pool.pool_helpers import FAST, Writers, rotate, until
 from tests.standins.net_guard import *  # noqa: F403
 
 A, B = ("a", 1), ("b", 1)
@@ -68,43 +65,6 @@ def test_a_cap_that_cannot_hold_names_the_fix(
     assert needle in str(info.value)
 
 
-@pytest.fixture
-async def rs(authority: CredentialAuthority) -> AsyncIterator[MongoCluster]:
-    async with MongoCluster(authority, members=3) as cluster:
-        yield cluster
-
-
-class _Load:
-    """WORKERS writers through cp.run() until stopped; every acknowledged id kept."""
-
-    def __init__(self, cp: Any) -> None:
-        self.cp = cp
-        self.acked: list[str] = []
-        self.failures: list[BaseException] = []
-        self.stop = asyncio.Event()
-        self.tasks = [asyncio.create_task(self._worker(w)) for w in range(WORKERS)]
-
-    async def _worker(self, w: int) -> None:
-        n = 0
-        while not self.stop.is_set():
-            doc = {"_id": f"{w}-{n}"}
-            n += 1
-            try:
-                await self.cp.run(lambda c, d=doc: c.db.t.insert_one(dict(d)))
-                self.acked.append(doc["_id"])
-            except Exception as exc:
-                self.failures.append(exc)
-            await asyncio.sleep(0)
-
-    async def ops(self, count: int) -> None:
-        target = len(self.acked) + count
-        await until(lambda: len(self.acked) >= target)
-
-    async def finish(self) -> None:
-        self.stop.set()
-        await asyncio.gather(*self.tasks)
-
-
 @pytest.mark.parametrize("cap", [CAP, None], ids=["capped", "uncapped"])
 async def test_rotation_stays_under_the_cap_on_every_member(
     driver: str, cap: int | None, rs: MongoCluster, cache: CredentialCache
@@ -121,20 +81,20 @@ async def test_rotation_stays_under_the_cap_on_every_member(
         heartbeatFrequencyMS=500,
         **FAST,
     ) as cp:
-        load = _Load(cp)
+        load = Writers(cp, workers=WORKERS)
         primary = rs.stats_by_member[rs.primary or 0]
         await until(lambda: primary.authenticated_open >= MAX_POOL)  # the old client is full
         for s in rs.stats_by_member:
             s.authenticated_peak = s.authenticated_open
         async with cp.client() as held:  # a long lease: the old client drains while held
             await rotate(cp, cache)
-            await load.ops(200)  # traffic on the new client while the old one is open
+            await load.wait_progress(200)  # traffic on the new client while the old one is open
             await held.db.t.find_one({})
-        await load.ops(200)
-        await load.finish()
+        await load.wait_progress(200)
+        await load.stop()
         status = cp.status()
     peaks = [s.authenticated_peak for s in rs.stats_by_member]
-    stored = {d["_id"] for d in rs.storage_client.db.t.find({}, {"_id": 1})}
+    stored = {d["_id"] for d in rs.storage_client.db.acked.find({}, {"_id": 1})}
     assert load.failures == []
     assert set(load.acked) <= stored
     if cap is None:

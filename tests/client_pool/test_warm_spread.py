@@ -13,14 +13,12 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
 import pytest
 from pymongo import monitoring
 
 from pool import ClientPool, ConfigurationError
 from pool.cache import CredentialCache
-from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.cluster import MongoCluster
 from tests.client_pool.pool_helpers import FAST, rotate
 from tests.standins.net_guard import *  # noqa: F403
@@ -46,12 +44,6 @@ class _ReadyTimes(monitoring.ConnectionPoolListener):
         if name.startswith(("pool_", "connection_")):
             return lambda event: None
         raise AttributeError(name)
-
-
-@pytest.fixture
-async def rs(authority: CredentialAuthority) -> AsyncIterator[MongoCluster]:
-    async with MongoCluster(authority, members=3) as cluster:
-        yield cluster
 
 
 async def test_a_rotation_opens_one_connection_per_member_at_a_time(
