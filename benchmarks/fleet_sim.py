@@ -81,7 +81,31 @@ def summarise(world: World) -> dict[str, Any]:
         "processes_ready": len(ready),
         "time_to_credentials_after_outage_s": round(max(recovered), 1) if recovered else 0.0,
         "processes_recovering_after_outage": len(recovered),
+        **outage_figures(world),
         "events": world.events,
+    }
+
+
+def outage_figures(world: World) -> dict[str, Any]:
+    """The outage and its catch-up: peaks during it and in the hour after, how long it took.
+
+    ``catch_up_s``: from the end of the outage until the last process whose
+    call failed in it held a new set (``catch_up_processes`` of them; those
+    still without one at the end of the run count in ``not_caught_up``).
+    """
+    out = world.cfg.outage
+    if out is None:
+        return {}
+    start, end = int(out[0]), int(out[1])
+    caught = [x for x in world.caught_up_at if x is not None]
+    return {
+        "peak_sts_per_s_during_outage": int(world.calls[start:end].max()),
+        "peak_sts_per_s_after_outage": int(world.calls[end : end + 3600].max()),
+        "p99_sts_per_s_after_outage": round(percentile(world.calls[end : end + 3600], 99), 2),
+        "catch_up_s": round(max(caught), 1) if caught else 0.0,
+        "catch_up_p50_s": round(percentile(np.array(caught), 50), 1),
+        "catch_up_processes": len(caught),
+        "not_caught_up": sum(world.outage_failed),
     }
 
 
