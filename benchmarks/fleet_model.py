@@ -307,6 +307,7 @@ class World:
             lifetime=None if math.isnan(life) else life,
             fleet=self.cfg.fleet if self.strategy == "pool" else None,
             serving=t < self.mandatory_at[p],
+            first=self.sets[p] == 0,
         )
         at = t + delay
         if t < self.deadline[p] and t < self.mandatory_at[p]:

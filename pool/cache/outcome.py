@@ -73,7 +73,7 @@ def failure_delay(
     """The delay before retrying after failure number ``attempt``: :func:`.windows.retry_delay`.
 
     ``serving`` for that rule is "valid credentials outside the mandatory
-    window at ``now``": only then may ``policy.fleet.retry_spread`` spread the retry.
+    window at ``now``", ``first`` "nothing fetched yet" (no ``entry``).
     """
     serving = entry is not None and now < min(entry.valid_until, entry.mandatory_at)
     return w.retry_delay(
@@ -86,6 +86,7 @@ def failure_delay(
         lifetime=entry.lifetime if entry is not None else None,
         fleet=policy.fleet,
         serving=serving,
+        first=entry is None,
     )
 
 

@@ -199,8 +199,9 @@ class Fleet:
       waits ``uniform(retry_spread / 2, 3 * retry_spread / 2)``, on average
       ``retry_spread``, from the first retry on (:func:`fleet_retry_delay`;
       at most a quarter of the lifetime, never past the mandatory window,
-      never sooner than a lone process would retry). However many processes
-      of the fleet are waiting, their retries then average at most
+      never sooner than a lone process would retry), and so does a retry
+      after a throttled first fetch. However many processes of the fleet are
+      waiting, their retries then average at most
       ``processes / retry_spread`` calls/s, during an outage and in the
       catch-up after it, instead of each new failure making eight retries in
       its first four minutes (the exponential ramp from ``backoff_initial``).
@@ -266,6 +267,7 @@ def retry_delay(
     lifetime: float | None,
     fleet: Fleet | None = None,
     serving: bool = False,
+    first: bool = False,
 ) -> float:
     """The pause after failure number ``attempt`` in a row: the cache's one retry rule.
 
@@ -273,11 +275,14 @@ def retry_delay(
     says, another retryable failure with full-jitter exponential backoff from
     ``backoff_initial`` to :func:`backoff_cap`, a non-retryable one as
     :func:`non_retryable_delay`. A process of a ``fleet`` with a
-    ``retry_spread`` that is ``serving`` (valid credentials, outside the
-    mandatory window) waits at least :func:`fleet_retry_delay` of the spread
-    (capped by a quarter of the lifetime) from its first retry on. Once
-    callers wait (mandatory window, nothing valid, first fetch) the lone
-    rule applies: they need credentials soon.
+    ``retry_spread`` waits at least :func:`fleet_retry_delay` of the spread
+    (capped by a quarter of the lifetime) from its first retry on while it is
+    ``serving`` (valid credentials, outside the mandatory window), and after
+    a throttled answer to its ``first`` fetch (not ready yet, its start
+    already spread; STS throttling a fleet means the fleet is over the
+    limit, and a sooner retry only takes another process's turn). Once
+    credentials are expiring or expired the lone rule applies: callers of a
+    live process wait.
     """
     cap = backoff_cap(backoff_max, lifetime)
     if throttled:
@@ -286,7 +291,7 @@ def retry_delay(
         delay = backoff_delay(attempt, min(backoff_initial, cap), cap, rng)
     else:
         delay = non_retryable_delay(cap, rng)
-    if serving and fleet is not None and fleet.retry_spread > 0:
+    if (serving or (first and throttled)) and fleet is not None and fleet.retry_spread > 0:
         spread = backoff_cap(fleet.retry_spread, lifetime)
         delay = max(delay, fleet_retry_delay(spread, rng))
     return delay

@@ -164,13 +164,27 @@ def test_waiting_fleet_fits_its_budget_whatever_attempt_each_is_at() -> None:
 
 
 def test_fleet_retry_spread_changes_nothing_once_callers_wait() -> None:
-    """Not serving (mandatory window, nothing valid): exactly the lone process's backoff."""
+    """Expiring or expired (throttled or not), or a first fetch refused: the lone backoff."""
     fleet = w.Fleet.for_budget(10_000, 50.0)
     for attempt in range(1, 8):
         lone = _retry(attempt, random.Random(attempt), None, serving=False)
         assert _retry(attempt, random.Random(attempt), fleet, serving=False) == lone
+        assert _retry(attempt, random.Random(attempt), fleet, serving=False, first=True) == lone
         assert _retry(attempt, random.Random(attempt), None, serving=True) == lone
         assert lone <= min(60.0, 2.0 ** (attempt - 1))
+        kw = {"serving": False, "throttled": True}
+        lone = _retry(attempt, random.Random(attempt), None, **kw)
+        assert _retry(attempt, random.Random(attempt), fleet, **kw) == lone <= 60.0
+
+
+def test_throttled_first_fetch_of_a_fleet_waits_its_turn() -> None:
+    """A fleet's first fetch throttled (STS: the fleet is over its limit) waits S/2..3S/2."""
+    fleet, rng = w.Fleet.for_budget(10_000, 50.0), random.Random(15)
+    spread = fleet.retry_spread
+    kw = {"serving": False, "first": True, "throttled": True, "lifetime": None}
+    delays = [_retry(attempt, rng, fleet, **kw) for attempt in (1, 2, 3) for _ in range(300)]
+    assert min(delays) >= spread / 2 and max(delays) <= 1.5 * spread
+    assert max(_retry(1, rng, None, **kw) for _ in range(300)) <= w.THROTTLED_BACKOFF_INITIAL
 
 
 def test_fleet_retry_is_never_sooner_than_a_lone_process_and_fits_short_lifetimes() -> None:
@@ -204,3 +218,21 @@ async def test_fleet_cache_spreads_its_retry_while_serving(
         assert clock.next_timer is not None
         await clock.run_until(clock.next_timer)
         assert source.fetches == 3 and cache.current is not first
+
+
+async def test_fleet_cache_throttled_at_startup_is_not_hammered(
+    make_cache: Callable[..., CredentialCache], source: FakeSource, clock: FakeClock
+) -> None:
+    """A fleet cache's throttled first fetch: callers get the error, the source waits S/2..3S/2."""
+    source.script.append(_throttled())
+    async with make_cache(source, fleet=w.Fleet(retry_spread=300.0)) as cache:
+        with pytest.raises(CredentialFetchError, match="Throttling"):
+            await cache.get()
+        await settle()
+        assert 150.0 <= cache.status()["next_refresh_in_s"] <= 450.0
+        with pytest.raises(CredentialFetchError, match="Throttling"):
+            await cache.get()  # backing off: the last error, no new call
+        assert source.fetches == 1
+        assert clock.next_timer is not None
+        await clock.run_until(clock.next_timer)
+        assert source.fetches == 2 and cache.current is not None
