@@ -16,6 +16,9 @@ import pytest
 
 pytest.importorskip("uvloop")
 
+from tests.client_pool.test_connection_budget import (
+    test_rotation_stays_under_the_cap_on_every_member,
+)
 from tests.client_pool.test_integrations import (
     test_aiohttp_cleanup_ctx_opens_and_closes_the_pool,
     test_fastapi_lease_spans_the_request_and_pool_closes,
@@ -29,18 +32,21 @@ from tests.client_pool.test_rotation import (
     test_warmup_failure_keeps_serving_then_recovers,
 )
 from tests.client_pool.test_topologies import (
-    rs,
     test_failover_loses_no_operation,
     test_transaction_begun_before_a_swap_commits_after_it,
     test_warm_means_warm_on_every_member,
 )
+from tests.client_pool.test_warm_spread import (
+    test_a_rotation_opens_one_connection_per_member_at_a_time,
+)
 
 __all__ = [
-    "rs",
+    "test_a_rotation_opens_one_connection_per_member_at_a_time",
     "test_aiohttp_cleanup_ctx_opens_and_closes_the_pool",
     "test_cursor_survives_two_rotations",
     "test_failover_loses_no_operation",
     "test_fastapi_lease_spans_the_request_and_pool_closes",
+    "test_rotation_stays_under_the_cap_on_every_member",
     "test_rotation_under_load",
     "test_run_retries_once_on_newer_client_after_drop",
     "test_session_opened_before_rotation_completes",
