@@ -128,14 +128,42 @@ async def test_zone_names_resolve_on_the_loop_itself(loopback_only: list[str]) -
     assert "example.com" in loopback_only and f"m0.{SRV_ZONE}" not in loopback_only
 
 
+HOOKED = ("getaddrinfo", "create_connection", "create_server", "create_datagram_endpoint")
+
+
+def _uvloop_methods() -> list[Any]:
+    return [uvloop.Loop.__dict__.get(name) for name in HOOKED]
+
+
 async def test_the_hook_lives_only_inside_the_block(loopback_only: list[str]) -> None:
-    """uvloop.Loop.getaddrinfo and socket.getaddrinfo are put back on exit, even on error."""
-    before = (uvloop.Loop.__dict__.get("getaddrinfo"), socket.getaddrinfo)
+    """uvloop.Loop's methods and socket.getaddrinfo are put back on exit, even on error."""
+    before = (_uvloop_methods(), socket.getaddrinfo)
     with pytest.raises(KeyError), loopback_resolution(("127.0.0.1", 53), SRV_ZONE):
-        assert uvloop.Loop.__dict__.get("getaddrinfo") is not before[0]
+        assert all(a is not b for a, b in zip(_uvloop_methods(), before[0], strict=True))
         assert socket.getaddrinfo is not before[1]
         raise KeyError("boom")
-    assert (uvloop.Loop.__dict__.get("getaddrinfo"), socket.getaddrinfo) == before
+    assert (_uvloop_methods(), socket.getaddrinfo) == before
+
+
+async def test_uvloop_connections_to_zone_names(loopback_only: list[str]) -> None:
+    """On uvloop, create_connection resolves a zone name here; server/datagram refuse one."""
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    async with server, DnsStandIn(SRV_ZONE) as dns_server:
+        dns_server.add(f"m0.{SRV_ZONE}", "A", "127.0.0.1")
+        port = server.sockets[0].getsockname()[1]
+        with loopback_resolution(dns_server.address, SRV_ZONE):
+            _, writer = await asyncio.open_connection(f"m0.{SRV_ZONE}", port)
+            assert writer.get_extra_info("peername")[:2] == ("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(LoopbackResolutionError, match="create_datagram_endpoint"):
+                await loop.create_datagram_endpoint(
+                    asyncio.DatagramProtocol, remote_addr=(f"m0.{SRV_ZONE}", 53)
+                )
+            with pytest.raises(LoopbackResolutionError, match="create_server"):
+                await loop.create_server(asyncio.Protocol, f"m0.{SRV_ZONE}", 0)
+    assert f"m0.{SRV_ZONE}" not in loopback_only
 
 
 @BOTH_LOOPS
@@ -148,13 +176,13 @@ async def test_refuses_a_loop_it_cannot_redirect(
         raise AssertionError("never called")
 
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", own_getaddrinfo)
-    before = (uvloop.Loop.__dict__.get("getaddrinfo"), socket.getaddrinfo)
+    before = (_uvloop_methods(), socket.getaddrinfo)
     with (
         pytest.raises(LoopbackResolutionError, match="cannot redirect"),
         loopback_resolution(("127.0.0.1", 53), SRV_ZONE),
     ):
         raise AssertionError("the block must not run")
-    assert (uvloop.Loop.__dict__.get("getaddrinfo"), socket.getaddrinfo) == before
+    assert (_uvloop_methods(), socket.getaddrinfo) == before
 
 
 async def test_refuses_when_uvloop_cannot_be_hooked(

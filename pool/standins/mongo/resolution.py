@@ -102,25 +102,55 @@ def _gaierror(name: str, exc: dns.exception.DNSException) -> socket.gaierror:
 
 @contextmanager
 def _uvloop_hook(suffix: dns.name.Name, resolver: Any) -> Iterator[None]:
-    """While the block runs, ``uvloop.Loop.getaddrinfo`` answers zone names from the stand-in.
+    """While the block runs, ``uvloop.Loop`` answers zone names from the stand-in.
 
-    uvloop's ``getaddrinfo`` goes to libuv (glibc in a libuv thread), never
-    to ``socket.getaddrinfo``. ``uvloop.Loop`` is a Python subclass of the
-    compiled ``uvloop.loop.Loop`` (uvloop 0.23 ``__init__.py``), so the
-    method can be replaced on it; its ``sock_connect`` looks ``getaddrinfo``
-    up on the instance, so it is covered too. Not covered: ``create_connection``,
-    ``create_server`` and ``create_datagram_endpoint`` given a zone *name*
-    (they call libuv directly); PyMongo's async driver does not use them.
-    Zone names are resolved with dnspython's async resolver, on the loop:
-    no thread, no waiting on a stand-in served by the same loop.
+    uvloop resolves in libuv (glibc in a libuv thread), never through
+    ``socket.getaddrinfo``. ``uvloop.Loop`` is a Python subclass of the
+    compiled ``uvloop.loop.Loop`` (uvloop 0.23 ``__init__.py``), so methods
+    can be replaced on it: ``getaddrinfo`` (PyMongo 4.20.1's async driver
+    resolves through it, and uvloop's ``sock_connect`` looks it up on the
+    instance), ``create_connection`` (resolved here, since uvloop's own calls
+    libuv directly), and ``create_server`` / ``create_datagram_endpoint``,
+    which refuse zone names. Zone names are resolved with dnspython's async
+    resolver, on the loop: no thread, no waiting on a stand-in this loop serves.
     """
     cls = _uvloop_class()
     if cls is None:
         _check_running_loop(None)
         yield
         return
-    before = cls.__dict__.get("getaddrinfo", _MISSING)
-    original = cls.getaddrinfo
+    hooks = _uvloop_methods(cls, suffix, resolver)
+    before: dict[str, Any] = {}  # what each hooked name was in cls.__dict__
+    try:
+        for name, method in hooks.items():
+            previous = cls.__dict__.get(name, _MISSING)
+            setattr(cls, name, method)
+            before[name] = previous
+    except (AttributeError, TypeError) as exc:
+        _restore(cls, before)
+        raise LoopbackResolutionError(
+            f"cannot hook {cls.__module__}.{cls.__qualname__}.{name} ({exc}): zone names "
+            "would go to the system resolver; use the member-list URI (Emulator.mongodb_uri)"
+        ) from exc
+    try:
+        _check_running_loop(hooks["getaddrinfo"])
+        yield
+    finally:
+        _restore(cls, before)
+
+
+def _restore(cls: type[Any], before: dict[str, Any]) -> None:
+    for name, method in before.items():
+        if method is not _MISSING:
+            setattr(cls, name, method)
+        elif name in cls.__dict__:
+            delattr(cls, name)
+
+
+def _uvloop_methods(cls: type[Any], suffix: dns.name.Name, resolver: Any) -> dict[str, Any]:
+    """The replacements for ``cls``'s name-taking methods (see :func:`_uvloop_hook`)."""
+    lookup, connect = cls.getaddrinfo, cls.create_connection
+    serve, datagram = cls.create_server, cls.create_datagram_endpoint
 
     async def getaddrinfo(
         self: Any,
@@ -132,45 +162,63 @@ def _uvloop_hook(suffix: dns.name.Name, resolver: Any) -> Iterator[None]:
         proto: int = 0,
         flags: int = 0,
     ) -> Any:
+        kwargs = {"family": family, "type": type, "proto": proto}
         name = _zone_name(host, suffix)
         if name is None:
-            return await original(
-                self, host, port, family=family, type=type, proto=proto, flags=flags
-            )
+            return await lookup(self, host, port, flags=flags, **kwargs)
         try:
             answer = await resolver.resolve(name, "A")
         except dns.exception.DNSException as exc:
             raise _gaierror(name, exc) from exc
         out: list[Any] = []
         for record in answer:  # an address literal: AI_NUMERICHOST, no query can follow
-            out.extend(
-                await original(
-                    self,
-                    record.address,
-                    port,
-                    family=family,
-                    type=type,
-                    proto=proto,
-                    flags=flags | socket.AI_NUMERICHOST,
-                )
-            )
+            numeric = flags | socket.AI_NUMERICHOST
+            out.extend(await lookup(self, record.address, port, flags=numeric, **kwargs))
         return out
 
-    try:
-        setattr(cls, "getaddrinfo", getaddrinfo)  # noqa: B010 (mypy: no assigning to a method)
-    except (AttributeError, TypeError) as exc:
-        raise LoopbackResolutionError(
-            f"cannot hook {cls.__module__}.{cls.__qualname__}.getaddrinfo ({exc}): zone names "
-            "would go to the system resolver; use the member-list URI (Emulator.mongodb_uri)"
-        ) from exc
-    try:
-        _check_running_loop(getaddrinfo)
-        yield
-    finally:
-        if before is _MISSING:
-            delattr(cls, "getaddrinfo")
-        else:
-            setattr(cls, "getaddrinfo", before)  # noqa: B010
+    async def create_connection(
+        self: Any, factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        _refuse_zone_names(suffix, "create_connection local_addr", kwargs.get("local_addr"))
+        name = _zone_name(host, suffix)
+        if name is not None:
+            found = await getaddrinfo(
+                self, name, port, family=kwargs.get("family", 0), type=socket.SOCK_STREAM
+            )
+            host = found[0][4][0]
+            if kwargs.get("ssl") and kwargs.get("server_hostname") is None:
+                kwargs["server_hostname"] = name  # what asyncio would verify: the name
+        return await connect(self, factory, host, port, **kwargs)
+
+    async def create_server(
+        self: Any, factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        hosts = host if isinstance(host, list | tuple) else [host]
+        _refuse_zone_names(suffix, "create_server", *((h, 0) for h in hosts))
+        return await serve(self, factory, host, port, **kwargs)
+
+    async def create_datagram_endpoint(
+        self: Any, factory: Any, local_addr: Any = None, remote_addr: Any = None, **kwargs: Any
+    ) -> Any:
+        _refuse_zone_names(suffix, "create_datagram_endpoint", local_addr, remote_addr)
+        return await datagram(self, factory, local_addr, remote_addr, **kwargs)
+
+    return {
+        "getaddrinfo": getaddrinfo,
+        "create_connection": create_connection,
+        "create_server": create_server,
+        "create_datagram_endpoint": create_datagram_endpoint,
+    }
+
+
+def _refuse_zone_names(suffix: dns.name.Name, where: str, *addresses: Any) -> None:
+    for address in addresses:
+        if isinstance(address, tuple) and address and _zone_name(address[0], suffix):
+            raise LoopbackResolutionError(
+                f"{where} was given {address[0]!r}, a name in the stand-in zone, which uvloop "
+                "would resolve through the system resolver; pass its address (loop.getaddrinfo "
+                "answers it)"
+            )
 
 
 _MISSING = object()

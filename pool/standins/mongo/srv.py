@@ -31,8 +31,9 @@ the duration of a ``with`` block:
   else goes to the original untouched. A running loop whose
   ``getaddrinfo`` is neither is refused on entry
   (:class:`LoopbackResolutionError`), so a zone name never reaches the
-  system resolver. On uvloop, ``create_connection`` given a zone *name*
-  still resolves in libuv; PyMongo does not do that.
+  system resolver. uvloop's ``create_connection`` (which calls libuv
+  itself) is hooked too; its ``create_server`` and
+  ``create_datagram_endpoint`` refuse zone names.
 
 The ``socket.getaddrinfo`` lookups are synchronous (dnspython's resolver,
 in the calling thread): a sync client or a bare ``socket.getaddrinfo`` on
