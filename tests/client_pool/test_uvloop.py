@@ -31,7 +31,6 @@ from tests.client_pool.test_rotation import (
     test_warmup_failure_keeps_serving_then_recovers,
 )
 from tests.client_pool.test_topologies import (
-    rs,
     test_failover_loses_no_operation,
     test_pool_through_mongodb_srv_as_users_write_it,
     test_transaction_begun_before_a_swap_commits_after_it,
@@ -40,7 +39,6 @@ from tests.client_pool.test_topologies import (
 from tests.standins.net_guard import *  # noqa: F403  (loopback_only, for the srv test)
 
 __all__ = [
-    "rs",
     "test_aiohttp_cleanup_ctx_opens_and_closes_the_pool",
     "test_cursor_survives_two_rotations",
     "test_failover_loses_no_operation",
