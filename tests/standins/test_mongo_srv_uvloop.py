@@ -125,6 +125,8 @@ async def test_zone_names_resolve_on_the_loop_itself(loopback_only: list[str]) -
             assert missing.value.errno == socket.EAI_NONAME
             with pytest.raises(NonLoopbackError):  # outside the zone: passed on, to the guard
                 await loop.getaddrinfo("example.com", 443)
+            with pytest.raises(NonLoopbackError):  # not a DNS name at all: passed on too
+                await loop.getaddrinfo("a..b", 443)
     assert "example.com" in loopback_only and f"m0.{SRV_ZONE}" not in loopback_only
 
 

@@ -91,7 +91,11 @@ def _zone_name(host: Any, suffix: dns.name.Name) -> str | None:
         host = host.decode()
     if not isinstance(host, str) or not host or _is_ip(host):
         return None
-    return host if dns.name.from_text(host).is_subdomain(suffix) else None
+    try:
+        name = dns.name.from_text(host)
+    except dns.exception.DNSException:
+        return None  # not a DNS name ("a..b"): the original refuses it as it would have
+    return host if name.is_subdomain(suffix) else None
 
 
 def _gaierror(name: str, exc: dns.exception.DNSException) -> socket.gaierror:
