@@ -165,7 +165,7 @@ class Rotator:
                 startup=previous is None,
                 key=key_hint(creds.access_key_id),
                 source=creds.source,
-                spread=0.0 if previous is None else self.warm_spread,
+                spread=self._spread_for(previous),
             )
         except BaseException as exc:
             refused = is_auth_failure(exc.__cause__ or exc)
@@ -188,6 +188,19 @@ class Rotator:
                 "connections (lower warm_connections or refresh earlier)",
             )
         return gen
+
+    def _spread_for(self, previous: Gen | None) -> float:
+        """``warm_spread`` for a routine rotation; 0 when nothing healthy serves meanwhile.
+
+        Pacing is for fleets' steady state. The first client, a replacement
+        for a client whose credentials the server refused, and one for expired
+        credentials are needed now, so they warm at once.
+        """
+        if previous is None or previous.auth_failure_reported:
+            return 0.0
+        if previous.expired(self.clock.monotonic()):
+            return 0.0
+        return self.warm_spread
 
     def _warm_target(self, gen: Gen, previous: Gen | None) -> int:
         """``warm_connections``, lowered to fit ``max_connections_per_member`` next to

@@ -20,7 +20,8 @@ from pymongo import monitoring
 from pool import ClientPool, ConfigurationError
 from pool.cache import CredentialCache
 from pool.standins.mongo.cluster import MongoCluster
-from tests.client_pool.pool_helpers import FAST, rotate
+from pool.standins.mongo.server import MongoStandIn
+from tests.client_pool.pool_helpers import FAST, make_pool, rotate
 from tests.standins.net_guard import *  # noqa: F403
 
 WARM = 4
@@ -86,3 +87,20 @@ def test_a_spread_that_cannot_fit_the_warm_up_names_the_fix(spread: float) -> No
             warm_spread=spread,
             warmup_timeout=30.0,
         )
+
+
+async def test_only_routine_rotations_are_paced(
+    mongo: MongoStandIn, cache: CredentialCache, driver: str
+) -> None:
+    """The serving client refused (code 18) or its credentials expired: the next one is
+    needed now and warms unpaced; a healthy serving client gets the configured spread."""
+    async with make_pool(mongo, cache, driver, warm_spread=SPREAD) as cp:
+        serving = cp._book.current
+        assert serving is not None
+        assert cp._rot._spread_for(None) == 0.0  # the first client
+        assert cp._rot._spread_for(serving) == SPREAD
+        serving.auth_failure_reported = True
+        assert cp._rot._spread_for(serving) == 0.0
+        serving.auth_failure_reported = False
+        serving.expires_at = cp.clock.monotonic() - 1.0
+        assert cp._rot._spread_for(serving) == 0.0
