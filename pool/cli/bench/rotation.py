@@ -315,18 +315,27 @@ def _shape(figures: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def bench_rotation(
-    *, quick: bool, seconds: float | None = None, replica_set: int = 0, tls: bool = False
+    *,
+    quick: bool,
+    seconds: float | None = None,
+    workers: int | None = None,
+    replica_set: int = 0,
+    tls: bool = False,
 ) -> tuple[Figures, str | None]:
     """``({driver: {mode: R | None}}, note)``; the note explains anything not measured.
 
     ``seconds`` is the length of each of the four runs (default 8 with
     ``quick``, else 20); credentials rotate every ``min(2, seconds / 3)`` s.
-    Starts its own stand-ins (``python -m pool emulate``).
+    ``workers`` defaults to :class:`Settings`' (the tests use fewer: each
+    warm-up opens that many connections). Starts its own stand-ins
+    (``python -m pool emulate``).
     """
     length = seconds or (QUICK_SECONDS if quick else FULL_SECONDS)
     settings = Settings(
         seconds=length, rotate_every=min(2.0, length / 3), replica_set=replica_set, tls=tls
     )
+    if workers is not None:
+        settings.workers = workers
     raw = await run_benchmark(BENCH_DRIVERS, MODES, settings)
     shaped: Figures = {d: {m: _shape(raw.get(d, {}).get(m)) for m in MODES} for d in BENCH_DRIVERS}
     return shaped, (
