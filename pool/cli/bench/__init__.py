@@ -44,7 +44,7 @@ FULL = {"samples": 200, "cache_batches": 200, "rotation_seconds": None}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--quick", action="store_true", help="fewer samples: about a minute instead of several"
+        "--quick", action="store_true", help="fewer samples: about 2 minutes instead of 7"
     )
     p.add_argument(
         "--profile",
