@@ -13,7 +13,10 @@ Measures, on the loopback stand-ins (a 3-member replica set, both drivers):
    rotation, against the bound ``maxPoolSize_old + warm + 2 x 2 monitoring``;
 4. a stepdown during load through ``cp.run()``: failed operations, missing
    acknowledged writes;
-5. ``--txn-workers`` with_transaction loops (two inserts each) through
+5. ``max_connections_per_member``: a rotation under load with the old
+   client held open at ``maxPoolSize``, without the cap and with it: peak
+   connections per member, writes/s while held (the cap's cost), failures;
+6. ``--txn-workers`` with_transaction loops (two inserts each) through
    ``--txn-rotations`` rotations: committed, failed, missing, half-applied.
 
 Not a test: prints the figures, asserts nothing. Loopback only.
@@ -200,6 +203,71 @@ async def transactions(driver: str, workers: int, rotations: int) -> dict[str, A
         }
 
 
+async def cap_figures(driver: str, cap: int | None, hold: float = 1.0) -> dict[str, Any]:
+    """A rotation under 6 writers with the old client held open ``hold`` s at maxPoolSize=6.
+
+    Per member (server side): the most authenticated connections at once
+    (the application's) and all connections (monitors too); writes done while
+    the old client was held (the cap's cost), failed, missing.
+    """
+    auth = CredentialAuthority(default_lifetime=60.0)
+    async with MongoCluster(auth, members=3) as rs, CredentialCache(MintingSource(auth)) as cache:
+        async with ClientPool(
+            rs.uri,
+            credentials=cache,
+            driver=driver,
+            warm_connections=4,
+            maxPoolSize=6,
+            max_connections_per_member=cap,
+            warm_spread=0,
+            heartbeatFrequencyMS=500,
+        ) as cp:  # type: ignore[call-overload]
+            acked: list[int] = []
+            failed: list[str] = []
+            stop = asyncio.Event()
+
+            async def writer(w: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    key, n = w * 1_000_000 + n, n + 1
+                    try:
+                        await cp.run(lambda c, k=key: c.db.t.insert_one({"_id": k}))
+                        acked.append(key)
+                    except Exception as exc:
+                        failed.append(type(exc).__name__)
+                    await asyncio.sleep(0)
+
+            tasks = [asyncio.create_task(writer(w)) for w in range(6)]
+            primary = rs.stats_by_member[rs.primary or 0]
+            while primary.authenticated_open < 6:
+                await asyncio.sleep(0.01)
+            for s in rs.stats_by_member:
+                s.authenticated_peak, s.connections_peak = s.authenticated_open, s.connections_open
+            steady = [s.authenticated_open for s in rs.stats_by_member]
+            async with cp.client():
+                gen = cp.status().generation or 0
+                await cache.refresh()
+                await cp.wait_for_generation(gen + 1)
+                before = len(acked)
+                await asyncio.sleep(hold)
+                during = len(acked) - before
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*tasks)
+            stored = {d["_id"] for d in rs.storage_client.db.t.find({}, {"_id": 1})}
+            status = cp.status()
+            return {
+                "cap": cap,
+                "app_steady": steady,
+                "app_peak": [s.authenticated_peak for s in rs.stats_by_member],
+                "all_peak": [s.connections_peak for s in rs.stats_by_member],
+                "writes_while_held_per_s": round(during / hold),
+                "capped_leases": status.capped_leases,
+                "failed": len(failed),
+                "missing": len(set(acked) - stored),
+            }
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--handshakes", type=int, default=40)
@@ -218,6 +286,10 @@ async def main() -> None:
     for driver in ("pymongo", "motor"):
         figures = await pool_figures(driver, args.warm)
         print(driver, figures)
+    print("max_connections_per_member: old client held open at maxPoolSize=6 through a rotation")
+    for driver in ("pymongo", "motor"):
+        for cap in (None, 8):
+            print(driver, await cap_figures(driver, cap))
     for driver in ("pymongo", "motor"):
         txn = await transactions(driver, args.txn_workers, args.txn_rotations)
         print(driver, "with_transaction", txn)

@@ -4,8 +4,10 @@ Discrete events on one heap, one second per histogram bin. What a process
 does when is decided by the library's own policy code, imported, never
 re-implemented: :mod:`pool.cache.windows` (windows, refresh points, fleet
 spread, same-credentials and throttled delays, startup delay) and
-:func:`pool._internal.backoff.backoff_delay`. The bookkeeping around them
-mirrors :class:`pool.cache.refresh.RefreshState` (what a fetch outcome does).
+:func:`pool.cache.windows.retry_delay` (the cache's one retry rule, the
+fleet's retry spread and the throttled backoff included). The bookkeeping
+around them mirrors :class:`pool.cache.refresh.RefreshMachine` (what a fetch
+outcome does).
 
 Strategies:
 
@@ -47,7 +49,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pool._internal.backoff import backoff_delay
 from pool.cache import windows as w
 
 __all__ = ["ENVS", "STRATEGIES", "Config", "Env", "World"]
@@ -127,6 +128,8 @@ class World:
         self.failed_ops = [0.0] * n
         self.expired_served = [False] * n
         self.recovered_at: list[float | None] = [None] * n
+        self.outage_failed = [False] * n  # a call failed in the outage; no new set yet
+        self.caught_up_at: list[float | None] = [None] * n  # new set, s after the outage
         self.phase = [0.0 if env.synced else -self.rng.uniform(0, env.lifetime - env.margin)
                       for _ in range(n)]  # fmt: skip
         self.tokens = cfg.throttle[1] if cfg.throttle else 0.0
@@ -140,11 +143,12 @@ class World:
             self.seq += 1
             heapq.heappush(self.heap, (at, self.seq, proc, kind))
 
-    def call(self, t: float) -> str:
-        """One call to the endpoint at ``t``: ``ok``, ``error`` (outage) or ``throttled``."""
+    def call(self, t: float, p: int) -> str:
+        """Process ``p`` calls the endpoint at ``t``: ``ok``, ``error`` (outage), ``throttled``."""
         self.calls[int(t)] += 1
         out = self.cfg.outage
         if out is not None and out[0] <= t < out[1]:
+            self.outage_failed[p] = True
             return "error"
         if self.cfg.throttle is not None:
             rate, burst = self.cfg.throttle
@@ -174,6 +178,9 @@ class World:
             since = self.down_since[p]
             if self.deadline[p] <= out[1] or (since is not None and since <= out[1]):
                 self.recovered_at[p] = t - out[1]  # it had nothing usable when STS came back
+        if out is not None and t >= out[1] and self.outage_failed[p]:
+            self.outage_failed[p] = False  # its refresh failed in the outage; caught up now
+            self.caught_up_at[p] = t - out[1]
         if math.isnan(self.ready[p]):
             self.ready[p], self.down_since[p] = t, None  # operations start now
         elif self.deadline[p] < t:  # a gap without valid credentials just ended
@@ -248,7 +255,7 @@ class World:
     # -- this library --------------------------------------------------------------------
 
     def pool_attempt(self, p: int, t: float, _kind: int) -> None:
-        outcome = self.call(t)
+        outcome = self.call(t, p)
         if outcome == "ok":
             key, deadline = self.creds_at(p, t)
             remaining = deadline - t
@@ -290,15 +297,18 @@ class World:
     def pool_fail(self, p: int, t: float, *, throttled: bool) -> None:
         self.consec[p] += 1
         life = self.lifetime[p]
-        fleet = self.cfg.fleet if self.strategy == "pool" else None
-        serving = t < self.mandatory_at[p]
-        lifetime = None if math.isnan(life) else life
-        cap = w.retry_cap(w.DEFAULT_BACKOFF_MAX, lifetime, fleet, serving=serving)
-        if throttled:
-            delay = w.throttled_delay(self.consec[p], w.DEFAULT_BACKOFF_INITIAL, cap, self.rng)
-        else:
-            initial = min(w.DEFAULT_BACKOFF_INITIAL, cap)
-            delay = backoff_delay(self.consec[p], initial, cap, self.rng)
+        delay = w.retry_delay(
+            self.consec[p],
+            self.rng,
+            throttled=throttled,
+            retryable=True,
+            backoff_initial=w.DEFAULT_BACKOFF_INITIAL,
+            backoff_max=w.DEFAULT_BACKOFF_MAX,
+            lifetime=None if math.isnan(life) else life,
+            fleet=self.cfg.fleet if self.strategy == "pool" else None,
+            serving=t < self.mandatory_at[p],
+            first=self.sets[p] == 0,
+        )
         at = t + delay
         if t < self.deadline[p] and t < self.mandatory_at[p]:
             at = min(at, self.mandatory_at[p])  # one more try before callers must wait
@@ -310,7 +320,7 @@ class World:
         return t + self.rng.expovariate(self.cfg.ops_rate)
 
     def boto_attempt(self, p: int, t: float, attempt: int) -> None:
-        outcome = self.call(t)
+        outcome = self.call(t, p)
         if outcome == "ok":
             key, deadline = self.creds_at(p, t)
             if key != self.key[p] or self.env.fresh:
@@ -370,7 +380,7 @@ class World:
         self.pymongo_fetch(p, t, kind - 1)
 
     def pymongo_fetch(self, p: int, t: float, attempt: int, *, first: bool = False) -> None:
-        outcome = self.call(t)
+        outcome = self.call(t, p)
         conns = self.cfg.warm * self.cfg.members if math.isnan(self.ready[p]) else 1
         if outcome == "ok":
             key, deadline = self.creds_at(p, t)

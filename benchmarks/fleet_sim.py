@@ -81,7 +81,31 @@ def summarise(world: World) -> dict[str, Any]:
         "processes_ready": len(ready),
         "time_to_credentials_after_outage_s": round(max(recovered), 1) if recovered else 0.0,
         "processes_recovering_after_outage": len(recovered),
+        **outage_figures(world),
         "events": world.events,
+    }
+
+
+def outage_figures(world: World) -> dict[str, Any]:
+    """The outage and its catch-up: peaks during it and in the hour after, how long it took.
+
+    ``catch_up_s``: from the end of the outage until the last process whose
+    call failed in it held a new set (``catch_up_processes`` of them; those
+    still without one at the end of the run count in ``not_caught_up``).
+    """
+    out = world.cfg.outage
+    if out is None:
+        return {}
+    start, end = int(out[0]), int(out[1])
+    caught = [x for x in world.caught_up_at if x is not None]
+    return {
+        "peak_sts_per_s_during_outage": int(world.calls[start:end].max()),
+        "peak_sts_per_s_after_outage": int(world.calls[end : end + 3600].max()),
+        "p99_sts_per_s_after_outage": round(percentile(world.calls[end : end + 3600], 99), 2),
+        "catch_up_s": round(max(caught), 1) if caught else 0.0,
+        "catch_up_p50_s": round(percentile(np.array(caught), 50), 1),
+        "catch_up_processes": len(caught),
+        "not_caught_up": sum(world.outage_failed),
     }
 
 
@@ -128,8 +152,9 @@ def run_env(args: argparse.Namespace, env: Env) -> dict[str, Any]:
                 file=sys.stderr,
                 flush=True,
             )
-            if scenario == "deploy" and env.name == args.environment and args.plot:
-                args.series[strategy] = world.calls.copy()
+            if scenario != "sts_throttled" and env.name == args.environment and args.plot:
+                args.series.setdefault(scenario, {})[strategy] = world.calls.copy()
+                args.outage = cfg.outage or args.outage
     return out
 
 
@@ -150,27 +175,47 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(series: dict[str, np.ndarray], path: Path, env: Env, processes: int) -> None:
+def plot(
+    series: dict[str, dict[str, np.ndarray]], path: Path, args: argparse.Namespace, env: Env
+) -> None:
+    """Two panels: the deploy's first four lifetimes, and the outage with its catch-up."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    span = int(min(len(next(iter(series.values()))), 4 * env.lifetime + 600))
-    for strategy, calls in series.items():
-        # One-minute maxima keep the spikes visible at this scale.
-        per_min = calls[:span].reshape(-1, 60).max(axis=1) if span % 60 == 0 else calls[:span]
-        ax.plot(np.arange(len(per_min)) / 60, np.maximum(per_min, 0.5), label=strategy, lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("hours since the deploy")
-    ax.set_ylabel("credential endpoint calls/s (max per minute)")
-    ax.set_title(f"{processes} processes started at once, {env.name} ({env.lifetime / 3600:g} h)")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8.5))
+    deploy = series["deploy"]
+    span = int(min(len(next(iter(deploy.values()))), 4 * env.lifetime + 600)) // 60 * 60
+    _panel(top, deploy, 0, span, args.sts_budget)
+    top.set_title(
+        f"{args.processes} processes started at once, {env.name} ({env.lifetime / 3600:g} h)"
+    )
+    start, end = (int(x) for x in args.outage)
+    first = max(0, (start - 600) // 60 * 60)
+    _panel(bottom, series["sts_outage"], first, end + 3600 - first, args.sts_budget)
+    bottom.axvspan(start / 3600, end / 3600, color="grey", alpha=0.15, label="STS down")
+    bottom.set_title(f"{args.outage_minutes:g}-minute STS outage and the catch-up after it")
+    bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+
+
+def _panel(ax: Any, series: dict[str, np.ndarray], first: int, span: int, budget: float) -> None:
+    """Per-minute maxima of calls/s from ``first`` over ``span`` s (a multiple of 60), log scale."""
+    span = span // 60 * 60
+    for strategy, calls in series.items():
+        # One-minute maxima keep the spikes visible at this scale.
+        per_min = calls[first : first + span].reshape(-1, 60).max(axis=1)
+        hours = (first + 60 * np.arange(len(per_min))) / 3600
+        ax.plot(hours, np.maximum(per_min, 0.5), label=strategy, lw=1)
+    ax.axhline(budget, color="black", ls="--", lw=0.8, label=f"budget {budget:g}/s")
+    ax.set_yscale("log")
+    ax.set_xlabel("hours since the deploy")
+    ax.set_ylabel("credential endpoint calls/s (max per minute)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path)
     args = p.parse_args(argv)
-    args.series = {}
+    args.series, args.outage = {}, None
     started = time.perf_counter()
     envs = list(ENVS) if args.all_environments else [args.environment]
     print(f"fleet_sim: {args.processes} processes, {args.hours:g} h", file=sys.stderr)
@@ -215,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     if args.plot:
-        plot(args.series, args.plot, ENVS[args.environment], args.processes)
+        plot(args.series, args.plot, args, ENVS[args.environment])
     print(table(result))
     print(f"fleet_sim: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0

@@ -41,6 +41,22 @@ def test_fleet_sim_json_shape_and_what_the_fleet_settings_buy(tmp_path: Path) ->
     assert outage["pool"]["failed_operations"] == 0
     assert outage["pool"]["expired_served_processes"] == 0
     assert outage["pool_no_jitter"]["failed_operations"] > 0
+    for key in ("peak_sts_per_s_during_outage", "peak_sts_per_s_after_outage", "catch_up_s"):
+        assert key in outage["pool"], key
+
+
+def test_fleet_sim_outage_catch_up_stays_within_the_budget(tmp_path: Path) -> None:
+    """2,000 processes at a 10/s budget: during and after the outage pool stays within it."""
+    out = tmp_path / "fleet.json"
+    _run(
+        "benchmarks/fleet_sim.py", "--processes", "2000", "--hours", "6", "--sts-budget", "10",
+        "--json", str(out), timeout=50,
+    )  # fmt: skip
+    pool = json.loads(out.read_text("utf-8"))["sts_outage"]["pool"]
+    assert pool["peak_sts_per_s_during_outage"] <= 10  # 22/s when retries ramped from 1 s
+    assert pool["peak_sts_per_s_after_outage"] <= 10 and pool["peak_sts_per_s"] <= 10
+    assert pool["catch_up_processes"] > 0 and pool["not_caught_up"] == 0
+    assert pool["failed_operations"] == 0 and pool["expired_served_processes"] == 0
 
 
 @pytest.mark.timeout(120)

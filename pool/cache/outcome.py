@@ -12,7 +12,6 @@ import math
 import random
 from typing import Any
 
-from pool._internal.backoff import backoff_delay
 from pool._internal.log import key_hint
 from pool.cache import windows as w
 from pool.cache.entry import Entry
@@ -71,21 +70,24 @@ def failure_delay(
     rng: random.Random,
     now: float = -math.inf,
 ) -> float:
-    """The delay before retrying after failure number ``attempt`` (full jitter, capped).
+    """The delay before retrying after failure number ``attempt``: :func:`.windows.retry_delay`.
 
-    A throttled answer (``error.throttled``) backs off longer and never at once
-    (:func:`pool.cache.windows.throttled_delay`). The cap grows to
-    ``policy.fleet.retry_spread`` while valid credentials are served outside
-    the mandatory window (``now``).
+    ``serving`` for that rule is "valid credentials outside the mandatory
+    window at ``now``", ``first`` "nothing fetched yet" (no ``entry``).
     """
     serving = entry is not None and now < min(entry.valid_until, entry.mandatory_at)
-    lifetime = entry.lifetime if entry is not None else None
-    cap = w.retry_cap(policy.backoff_max, lifetime, policy.fleet, serving=serving)
-    if getattr(error, "throttled", False):
-        return w.throttled_delay(attempt, policy.backoff_initial, cap, rng)
-    if getattr(error, "retryable", False):
-        return backoff_delay(attempt, min(policy.backoff_initial, cap), cap, rng)
-    return w.non_retryable_delay(cap, rng)
+    return w.retry_delay(
+        attempt,
+        rng,
+        throttled=bool(getattr(error, "throttled", False)),
+        retryable=bool(getattr(error, "retryable", False)),
+        backoff_initial=policy.backoff_initial,
+        backoff_max=policy.backoff_max,
+        lifetime=entry.lifetime if entry is not None else None,
+        fleet=policy.fleet,
+        serving=serving,
+        first=entry is None,
+    )
 
 
 def not_credentials(name: str, value: object) -> CredentialFetchError:

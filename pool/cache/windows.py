@@ -42,10 +42,11 @@ __all__ = [
     "Windows",
     "advisory_for",
     "backoff_cap",
+    "fleet_retry_delay",
     "mandatory_for",
     "non_retryable_delay",
     "refresh_point",
-    "retry_cap",
+    "retry_delay",
     "same_credentials_delay",
     "spread_refresh_point",
     "startup_delay",
@@ -193,10 +194,17 @@ class Fleet:
     * ``outage_tolerance`` (seconds): the latest refresh point is at least this
       long before the mandatory window, so a credential service down that long
       at the worst moment is ridden out on the current credentials;
-    * ``retry_spread`` (seconds): retry delays after failures may grow to this
-      (instead of ``backoff_max``; still at most a quarter of the lifetime, and
-      never past the mandatory window), so a fleet whose refreshes piled up
-      during an outage comes back spread out, not all within a minute.
+    * ``retry_spread`` (seconds): while valid credentials are served outside
+      the mandatory window, every retry after a failure (throttled or not)
+      waits ``uniform(retry_spread / 2, 3 * retry_spread / 2)``, on average
+      ``retry_spread``, from the first retry on (:func:`fleet_retry_delay`;
+      at most a quarter of the lifetime, never past the mandatory window,
+      never sooner than a lone process would retry), and so does a retry
+      after a throttled first fetch. However many processes of the fleet are
+      waiting, their retries then average at most
+      ``processes / retry_spread`` calls/s, during an outage and in the
+      catch-up after it, instead of each new failure making eight retries in
+      its first four minutes (the exponential ramp from ``backoff_initial``).
 
     :meth:`for_budget` derives them from a fleet size and a calls-per-second budget.
     """
@@ -224,7 +232,9 @@ class Fleet:
         four standard deviations fits the budget (``m + 4 sqrt(m) = budget``;
         for 10,000 processes and 50 calls/s, 350 s). The deploy's first
         fetches, every later refresh and the retries after an outage are
-        spread over it; the first refresh is staggered over the first lifetime.
+        spread over it (a retry waits that long on average, so even the whole
+        fleet retrying at once fits); the first refresh is staggered over the
+        first lifetime.
         """
         if processes < 1 or not calls_per_second > 0:
             raise ValueError("processes must be >= 1 and calls_per_second > 0")
@@ -233,18 +243,58 @@ class Fleet:
         return cls(spread, spread, True, outage_tolerance, spread)
 
 
-def retry_cap(
-    backoff_max: float, lifetime: float | None, fleet: Fleet | None, *, serving: bool
-) -> float:
-    """:func:`backoff_cap`, with ``fleet.retry_spread`` as the largest delay while ``serving``.
+def fleet_retry_delay(spread: float, rng: random.Random) -> float:
+    """A fleet process's pause before a retry: uniform in ``[spread / 2, 3 * spread / 2]``.
 
-    Spreading retries only makes sense while valid credentials are served
-    outside the mandatory window; in it, or once nothing valid is left,
-    callers are waiting: ``backoff_max``.
+    On average ``spread``: ``N`` processes retrying this way, each at its own
+    moment, call ``N / spread`` times a second together, whatever attempt
+    each is at; that is what lets :meth:`Fleet.for_budget` bound the retries of
+    the whole fleet (an exponential ramp from a second makes every new failure
+    retry eight times in its first four minutes). Never sooner than half the
+    spread, so a throttled answer is not asked again soon.
     """
-    if serving and fleet is not None and fleet.retry_spread > backoff_max:
-        backoff_max = fleet.retry_spread
-    return backoff_cap(backoff_max, lifetime)
+    return rng.uniform(spread / 2, 1.5 * spread)
+
+
+def retry_delay(
+    attempt: int,
+    rng: random.Random,
+    *,
+    throttled: bool,
+    retryable: bool,
+    backoff_initial: float,
+    backoff_max: float,
+    lifetime: float | None,
+    fleet: Fleet | None = None,
+    serving: bool = False,
+    first: bool = False,
+) -> float:
+    """The pause after failure number ``attempt`` in a row: the cache's one retry rule.
+
+    A lone process: a throttled answer backs off as :func:`throttled_delay`
+    says, another retryable failure with full-jitter exponential backoff from
+    ``backoff_initial`` to :func:`backoff_cap`, a non-retryable one as
+    :func:`non_retryable_delay`. A process of a ``fleet`` with a
+    ``retry_spread`` waits at least :func:`fleet_retry_delay` of the spread
+    (capped by a quarter of the lifetime) from its first retry on while it is
+    ``serving`` (valid credentials, outside the mandatory window), and after
+    a throttled answer to its ``first`` fetch (not ready yet, its start
+    already spread; STS throttling a fleet means the fleet is over the
+    limit, and a sooner retry only takes another process's turn). Once
+    credentials are expiring or expired the lone rule applies: callers of a
+    live process wait.
+    """
+    cap = backoff_cap(backoff_max, lifetime)
+    if throttled:
+        delay = throttled_delay(attempt, backoff_initial, cap, rng)
+    elif retryable:
+        delay = backoff_delay(attempt, min(backoff_initial, cap), cap, rng)
+    else:
+        delay = non_retryable_delay(cap, rng)
+    if (serving or (first and throttled)) and fleet is not None and fleet.retry_spread > 0:
+        spread = backoff_cap(fleet.retry_spread, lifetime)
+        delay = max(delay, fleet_retry_delay(spread, rng))
+    return delay
 
 
 def startup_delay(fleet: Fleet | None, rng: random.Random) -> float:

@@ -22,6 +22,7 @@ import asyncio
 import re
 from typing import Any
 
+from pool._internal import skew
 from pool._internal.redact import describe
 from pool.errors import CredentialsRefusedError, ServerUnreachableError, WarmupError
 
@@ -175,10 +176,12 @@ def refused_error(
     """
     what = "the AWS credentials" if startup else "the new AWS credentials"
     of_role = f" of role {role}" if role else ""
+    found = skew.describe()
+    measured = "" if found is None else f" {found}"
     error = CredentialsRefusedError(
         f"{driver}: the MongoDB server refused {what} {key}{of_role} from source "
         f"{source or '?'} (AuthenticationFailed, code 18) {_consequence(startup)}. "
-        f"{_REFUSED_CAUSES}",
+        f"{_REFUSED_CAUSES}{measured}",
         key=key,
         source=source,
         startup=startup,

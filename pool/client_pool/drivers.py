@@ -269,6 +269,7 @@ class Driver:
         startup: bool = False,
         key: str = "-",
         source: str = "",
+        spread: float = 0.0,
     ) -> bool:
         """Connect, ping (authenticating one connection), then open up to ``connections``.
 
@@ -283,16 +284,21 @@ class Driver:
         ``within`` (:class:`pool.ServerUnreachableError`); refused credentials
         raise :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's
         first client), ``key`` (a key hint) and ``source`` only shape the message.
+        ``spread`` (seconds on ``clock``) paces the filling: one connection per
+        member at a time, evenly over that long, so a fleet's rotations do not
+        open their connections in bursts; it is shortened to half the time left
+        before ``fill_until``, so pacing never makes a warm-up partial.
         """
         try:
             async with fail_after(clock, within):
                 await self._ping_or_unreachable(handle, startup)
                 if fill_until is None:
-                    await self._fill(handle, connections)
+                    await self._fill(handle, connections, clock, spread)
                     return True
+                left = max(0.0, fill_until - clock.monotonic())
                 try:
-                    async with fail_after(clock, max(0.0, fill_until - clock.monotonic())):
-                        await self._fill(handle, connections)
+                    async with fail_after(clock, left):
+                        await self._fill(handle, connections, clock, min(spread, left / 2))
                     return True
                 except TimeoutError:
                     return False
@@ -328,15 +334,31 @@ class Driver:
         error = diagnose.unreachable_error(self.name, watch.result(), startup=startup)
         raise error from diagnose.first_error(handle.client)
 
-    async def _fill(self, handle: DriverClient, target: int) -> None:
+    async def _fill(
+        self, handle: DriverClient, target: int, clock: Clock = SYSTEM_CLOCK, spread: float = 0.0
+    ) -> None:
         client = self._core(handle.client)
-        parallel = max(1, int(filling.pool_options(client).max_connecting))
+        parallel = 1 if spread > 0 else max(1, int(filling.pool_options(client).max_connecting))
+        pause = spread / max(1, target)
         try:
             # warm_connections is per member (see monitor.warm_members).
-            while handle.monitor.short_of(target, warm_members(handle.client)):
+            while handle.monitor.short_of(target, members := warm_members(handle.client)):
                 before = handle.monitor.ready
-                filling.set_min_pool_size(client, max(target, handle.min_pool_size))
-                await filling.run_step(client, [self._step_of(handle.client)] * parallel)
+                # Paced, one round raises the minimum just past the emptiest member's
+                # count, so each step opens one connection per short member.
+                goal = min(target, handle.monitor.fewest(members) + 1) if pause > 0 else target
+                filling.set_min_pool_size(client, max(goal, handle.min_pool_size))
+                # Concurrent steps each open one on every pool short of the minimum
+                # (PyMongo 4.20 remove_stale_sockets checks `requests < min_pool_size`,
+                # not the sum), so more steps than the smallest shortfall overshoot.
+                steps = max(1, min(parallel, handle.monitor.smallest_shortfall(target, members)))
+                await filling.run_step(client, [self._step_of(handle.client)] * steps)
+                if pause > 0 and handle.monitor.short_of(target, warm_members(handle.client)):
+                    # Paced: the minimum goes back meanwhile, so the driver's own
+                    # periodic fill does not open the rest at once.
+                    filling.set_min_pool_size(client, handle.min_pool_size)
+                    await clock.sleep(pause)
+                    continue
                 if handle.monitor.ready <= before:
                     # Another filler (the driver's periodic task) held the
                     # maxConnecting slots, or the step is unavailable: wait

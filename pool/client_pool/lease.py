@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pool.client_pool.pool import ClientPool
+    from pool.client_pool.leasing import Leasing
     from pool.client_pool.rotation import Gen
 
 __all__ = ["Lease"]
@@ -33,7 +33,7 @@ class Lease:
 
     __slots__ = ("_gen", "_pool")
 
-    def __init__(self, pool: ClientPool[Any]) -> None:
+    def __init__(self, pool: Leasing[Any]) -> None:
         self._pool = pool
         self._gen: Gen | None = None
 
@@ -43,7 +43,10 @@ class Lease:
         pool = self._pool
         if pool._state != "open":
             pool._check_usable()  # before start(): name the fix; after close the book refuses
-        gen = self._gen = pool._book.acquire_gen()
+        gen = pool._book.acquire_gen()
+        if pool._budget is not None and (len(pool._book.generations) > 1 or pool._rot.closing):
+            gen = await pool._admit(gen)
+        self._gen = gen
         return gen.handle.client
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -53,6 +56,8 @@ class Lease:
         error = None if exc is None else pool._lease_error(gen, exc)
         # Released synchronously first: a cancelled holder never keeps it.
         to_close = pool._book.release_gen(gen)
+        if pool._budget is not None and pool._budget.waiting:
+            pool._budget.notify()
         if to_close:
             await pool._rot.close_gens(to_close)
         if error is not None:

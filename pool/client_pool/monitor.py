@@ -101,6 +101,26 @@ class ConnectionMonitor(monitoring.ConnectionPoolListener):
                 return len(self._ready) < target
             return any(self._per_member[m] < target for m in members)
 
+    def fewest(self, members: list[Address]) -> int:
+        """The ready connections of the member with fewest (the whole client's if none known)."""
+        with self._lock:
+            return min((self._per_member[m] for m in members), default=len(self._ready))
+
+    def smallest_shortfall(self, target: int, members: list[Address]) -> int:
+        """The fewest connections any member still short of ``target`` lacks (0 if none is)."""
+        with self._lock:
+            counts = [self._per_member[m] for m in members] or [len(self._ready)]
+        short = [target - n for n in counts if n < target]
+        return min(short, default=0)
+
+    def open_by_member(self) -> Counter[Address]:
+        """Connections open or being opened, per member, at this instant (what a server counts)."""
+        with self._lock:
+            counts = Counter(self._per_member)
+            for address, _id in self._pending:
+                counts[address] += 1
+            return counts
+
     def ready_by_member(self) -> dict[str, int]:
         """``{"host:port": ready connections}``, for logs and ``status()``."""
         with self._lock:

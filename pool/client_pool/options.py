@@ -38,6 +38,8 @@ def check_settings(
     warmup_timeout: float,
     close_timeout: float,
     options: Mapping[str, Any],
+    max_per_member: int | None = None,
+    warm_spread: float = 0.0,
 ) -> None:
     """Raise :class:`pool.ConfigurationError` for any setting the pool cannot work with."""
     if not isinstance(uri, str) or "://" not in uri:
@@ -53,11 +55,17 @@ def check_settings(
         raise ConfigurationError("drain_timeout must be >= 0 seconds, or None")
     if not warmup_timeout > 0:
         raise ConfigurationError(f"warmup_timeout must be > 0 seconds; got {warmup_timeout!r}")
+    if not 0 <= warm_spread <= warmup_timeout / 2:
+        raise ConfigurationError(
+            f"warm_spread must be between 0 and half of warmup_timeout ({warmup_timeout / 2:g} "
+            f"s), so a paced warm-up still fits its deadline; got {warm_spread!r}"
+        )
     if not close_timeout >= 0:
         raise ConfigurationError(f"close_timeout must be >= 0 seconds; got {close_timeout!r}")
     check_uri_options(uri)
     check_client_options(options)
     _check_pool_size(uri, warm, options)
+    _check_cap(uri, warm, options, max_per_member)
 
 
 def check_uri_options(uri: str) -> None:
@@ -134,6 +142,32 @@ def _check_pool_size(uri: str, warm: int, options: Mapping[str, Any]) -> None:
     if min_size > max_size:
         raise ConfigurationError(
             f"minPoolSize={min_size} is larger than maxPoolSize={max_size}; lower minPoolSize"
+        )
+
+
+_PYMONGO_MAX_POOL_SIZE = 100  # PyMongo's maxPoolSize default (pymongo/common.py MAX_POOL_SIZE)
+
+
+def _check_cap(uri: str, warm: int, options: Mapping[str, Any], cap: int | None) -> None:
+    """``max_connections_per_member`` must leave room for one client at full size."""
+    if cap is None:
+        return
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ConfigurationError(
+            f"max_connections_per_member must be an integer >= 1, or None; got {cap!r}"
+        )
+    max_size = _int_option(uri, options, "maxPoolSize")
+    size, named = (max_size, "") if max_size is not None else (_PYMONGO_MAX_POOL_SIZE, " (default)")
+    if size == 0 or cap < size:
+        shown = "0 (no limit)" if size == 0 else f"{size}{named}"
+        raise ConfigurationError(
+            f"max_connections_per_member={cap} is below maxPoolSize={shown}: one client alone "
+            f"may open maxPoolSize connections to a member; pass maxPoolSize={cap} or less"
+        )
+    if cap < warm:
+        raise ConfigurationError(
+            f"max_connections_per_member={cap} is below warm_connections={warm}; lower "
+            "warm_connections or raise the cap"
         )
 
 

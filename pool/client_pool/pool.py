@@ -29,28 +29,21 @@ from __future__ import annotations
 import asyncio
 import math
 import warnings
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pool._internal.clock import SYSTEM_CLOCK, Clock
-from pool._internal.log import get_logger, key_hint
+from pool._internal.log import get_logger
 from pool._internal.resource import AsyncResource
 from pool._internal.shield import finish
 from pool.cache import CredentialCache
+from pool.client_pool.budget import ConnectionBudget
 from pool.client_pool.diagnose import with_role
-from pool.client_pool.drivers import DriverClient, get_driver, is_auth_failure, is_pool_paused
+from pool.client_pool.drivers import DriverClient, get_driver
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, pool_health
-from pool.client_pool.lease import Lease
+from pool.client_pool.leasing import ClientT, Leasing
 from pool.client_pool.options import check_settings
-from pool.client_pool.retry import (
-    auth_error,
-    expired_lease_error,
-    refused_not_primary,
-    retry_worthy,
-)
-from pool.client_pool.rotation import Gen, Rotator
+from pool.client_pool.rotation import Rotator
 from pool.client_pool.status import PoolState, PoolStatus, snapshot
 from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
 from pool.sources.base import CredentialSource
@@ -62,12 +55,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientPool"]
 
-ClientT = TypeVar("ClientT")
-T = TypeVar("T")
 
 _log = get_logger("pool.client_pool")
 
 DEFAULT_WARM_CONNECTIONS = 4
+#: Seconds over which a rotation's warm-up opens its connections (``warm_spread``).
+DEFAULT_WARM_SPREAD = 5.0
 
 
 def _cache_for(source: CredentialSource, clock: Clock, telemetry: Telemetry) -> CredentialCache:
@@ -75,7 +68,7 @@ def _cache_for(source: CredentialSource, clock: Clock, telemetry: Telemetry) -> 
     return CredentialCache(source, owns_source=True, clock=clock, telemetry=telemetry)
 
 
-class ClientPool(AsyncResource, Generic[ClientT]):
+class ClientPool(AsyncResource, Leasing[ClientT]):
     """Hands out the current driver client; rotates it when the credentials rotate.
 
     ``credentials`` is a :class:`pool.CredentialCache` (which must stay open
@@ -99,6 +92,16 @@ class ClientPool(AsyncResource, Generic[ClientT]):
     connection after expiry fails with :class:`pool.LeaseExpiredError`.
     ``drain_timeout`` bounds that wait (default: one hour, with a
     ``pool.drain_slow`` warning every minute while leases remain).
+    ``max_connections_per_member`` (default: no cap) bounds the application
+    connections this pool holds to one member across the clients open during
+    a rotation, for fleets near their tier's connection limit; it must be at
+    least ``maxPoolSize`` (see :mod:`pool.client_pool.budget` for the rules
+    and their cost).
+    ``warm_spread`` (default 5 s) paces a rotation's warm-up: one connection
+    per member at a time, evenly over that many seconds (never past the
+    serving credentials' swap deadline; the first client warms at once), so
+    a fleet's rotations open connections at a steady rate instead of in
+    bursts; 0 opens them as fast as the driver allows.
     ``warmup_timeout`` bounds one warm-up and how long :meth:`run` waits for a
     newer client; ``close_timeout`` how long :meth:`aclose` waits for leases.
     ``clock`` runs every timer (tests pass a fake one). ``name`` (default: the
@@ -123,6 +126,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -140,6 +145,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -156,8 +163,11 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         name: str | None = None,
         telemetry: Telemetry | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        max_connections_per_member: int | None = None,
+        warm_spread: float | None = None,
         **client_options: Any,
     ) -> None:
+        spread = DEFAULT_WARM_SPREAD if warm_spread is None else warm_spread
         check_settings(
             uri,
             warm=warm_connections,
@@ -165,6 +175,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             warmup_timeout=warmup_timeout,
             close_timeout=close_timeout,
             options=client_options,
+            max_per_member=max_connections_per_member,
+            warm_spread=spread,
         )
         telemetry = telemetry or default_telemetry()
         adapter = get_driver(driver)
@@ -181,6 +193,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
         self._warmup_timeout = warmup_timeout
         self._close_timeout = close_timeout
         self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
+        cap = max_connections_per_member
+        self._budget = None if cap is None else ConnectionBudget(cap)
         self._tel = telemetry.for_pool(name or pool_name(uri), self._book, clock.monotonic)
         self._rot = Rotator(
             uri=uri,
@@ -192,6 +206,8 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             on_auth_failure=lambda creds: self._cache.invalidate(creds),
             clock=clock,
             telemetry=self._tel,
+            max_per_member=max_connections_per_member,
+            warm_spread=spread,
         )
         self._state: PoolState = "new"
         self._tasks: list[asyncio.Task[None]] = []
@@ -342,138 +358,6 @@ class ClientPool(AsyncResource, Generic[ClientT]):
                 stacklevel=2,
             )
 
-    def _check_usable(self) -> None:
-        """Raise :class:`pool.PoolClosedError` naming the fix unless the pool is open."""
-        if self._state == "new":
-            raise PoolClosedError(
-                "the ClientPool is not started: use `async with ClientPool(...) as cp:` "
-                "or `await cp.start()` before leasing"
-            )
-        if self._state == "starting":
-            raise PoolClosedError("the ClientPool is still starting: wait for `await cp.start()`")
-        if self._state in ("closing", "closed"):
-            # Refused from the moment aclose() begins, not only once the book is
-            # closed: leases already held finish, new ones must not start.
-            raise PoolClosedError(f"the ClientPool is {self._state}: it is not open for new leases")
-
-    # -- leasing -----------------------------------------------------------
-
-    def client(self) -> AbstractAsyncContextManager[ClientT]:
-        """``async with cp.client() as client:`` leases the current driver client.
-
-        The client stays open until the block ends, whatever rotates
-        meanwhile: run cursors, sessions, transactions and change streams
-        inside the block. Cancelling the holder releases the lease. Raises
-        :class:`pool.PoolClosedError` when the pool is not open. An
-        authentication failure (code 18) escaping the block invalidates that
-        client's credentials in the cache, once per credential set; once those
-        credentials have expired it is raised as :class:`pool.LeaseExpiredError`
-        instead (the lease needed a new connection, which expired credentials
-        cannot open).
-        """
-        return Lease(self)
-
-    async def run(self, fn: Callable[[ClientT], Awaitable[T]], *, retry: bool = True) -> T:
-        """``await cp.run(lambda c: c.db.coll.find_one(...))``: one operation, retried right.
-
-        When ``fn`` fails because its client's credentials were refused (code
-        18, or the "connection pool paused" that follows one) or its client
-        was closed under it (a lease dropped at the drain bound), ``fn`` is
-        called once more on a newer client, waiting up to ``warmup_timeout``
-        for one (less when the server refuses the newer credentials too).
-        These failures happen before the server ran the failing command, so
-        the retry is safe for a single operation, reads and writes alike.
-        A command refused by a member that is no longer primary (10107,
-        13435: an election) is retried once too, on the same client, which
-        re-selects the new primary (see ``retry.refused_not_primary``).
-        Any other error (a network timeout, say) is raised unchanged, even
-        when the client was closed meanwhile: the server may have applied
-        the write. Pass ``retry=False`` when ``fn`` performs more than one
-        write and must not be repeated. An authentication failure that
-        remains is raised as :class:`pool.AuthenticationError` (the driver's
-        error as cause).
-        """
-        # The hot path: one acquire, one call, one release; no context manager object.
-        if self._state != "open":
-            self._check_usable()  # before start(): name the fix
-        book = self._book
-        first = book.acquire_gen()
-        try:
-            return await fn(first.handle.client)
-        except BaseException as exc:
-            self._report(first, exc)
-            if not isinstance(exc, Exception):
-                raise
-            elsewhere = retry_worthy(first, exc)
-            if not retry or not (elsewhere or refused_not_primary(exc)):
-                if is_auth_failure(exc):
-                    raise auth_error(first) from exc
-                raise
-            failure = exc
-        finally:
-            # Released synchronously first: a cancelled caller never keeps it.
-            to_close = book.release_gen(first)
-            if to_close:
-                await self._rot.close_gens(to_close)
-        return await self._run_again(fn, first, failure, elsewhere)
-
-    async def _run_again(
-        self, fn: Callable[[ClientT], Awaitable[T]], first: Gen, failure: Exception, elsewhere: bool
-    ) -> T:
-        """The retry of :meth:`run`: on a newer generation than ``first`` when ``elsewhere``."""
-        self._retries += 1
-        self._tel.run_retried()
-        _log.info("pool.run_retry", generation=first.number, error=type(failure).__name__)
-        until = self._clock.monotonic() + self._warmup_timeout
-        if not elsewhere:
-            pass  # refused by a former primary: the same client re-selects the new one
-        elif not await self._rot.wait_newer(first.number, until):
-            if self._book.closed:
-                raise PoolClosedError("the ClientPool closed while run() waited") from failure
-            if is_auth_failure(failure) or is_pool_paused(failure):  # paused: by a refusal
-                raise auth_error(first) from failure
-            raise failure
-        book = self._book
-        second = book.acquire_gen()
-        try:
-            return await fn(second.handle.client)
-        except BaseException as exc:
-            self._report(second, exc)
-            if is_auth_failure(exc):
-                raise auth_error(second) from exc
-            raise
-        finally:
-            to_close = book.release_gen(second)
-            if to_close:
-                await self._rot.close_gens(to_close)
-
-    def _lease_error(self, gen: Gen, exc: BaseException) -> BaseException | None:
-        """What a ``cp.client()`` block that raised ``exc`` raises instead, if anything.
-
-        :class:`pool.LeaseExpiredError` when ``gen``'s credentials have expired
-        and ``exc`` says a new connection was refused; otherwise None, after
-        reporting an authentication failure (see :meth:`_report`).
-        """
-        now = self._clock.monotonic()
-        if gen.expired(now) and (error := expired_lease_error(gen, exc, now)) is not None:
-            return error
-        self._report(gen, exc)
-        return None
-
-    def _report(self, gen: Gen, exc: BaseException) -> None:
-        """Invalidate ``gen``'s credentials once when ``exc`` holds an auth failure."""
-        if isinstance(exc, BaseExceptionGroup):
-            found = exc.split(is_auth_failure)[0] is not None
-        else:
-            found = is_auth_failure(exc)
-        if found and self._book.note_auth_failure(gen):
-            _log.warning(
-                "pool.auth_failed",
-                generation=gen.number,
-                key=key_hint(gen.credentials.access_key_id),
-            )
-            self._cache.invalidate(gen.credentials)
-
     # -- status ------------------------------------------------------------
 
     def status(self) -> PoolStatus:
@@ -492,6 +376,7 @@ class ClientPool(AsyncResource, Generic[ClientT]):
             run_retries=self._retries,
             cache=self._cache.status(),
             telemetry=self._tel,
+            budget=self._budget,
         )
 
     def health(self) -> Health:

@@ -38,6 +38,7 @@ from pool._internal.backoff import backoff_delay
 from pool._internal.clock import SYSTEM_CLOCK, Clock, move_on_after
 from pool._internal.log import get_logger, key_hint
 from pool._internal.shield import finish
+from pool.client_pool.budget import capped_warm
 from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
 from pool.client_pool.generations import Generation, GenerationBook, State, swap_by
 from pool.client_pool.status import WarmupFailure
@@ -71,8 +72,12 @@ class Rotator:
         on_auth_failure: Callable[[Credentials], object] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         telemetry: PoolTelemetry | None = None,
+        max_per_member: int | None = None,
+        warm_spread: float = 0.0,
     ) -> None:
         self.uri = uri
+        self.warm_spread = warm_spread
+        self.max_per_member = max_per_member
         self.driver = driver
         self.options = options
         self.warm = warm_connections
@@ -82,6 +87,7 @@ class Rotator:
         self.clock = clock
         self.telemetry = telemetry or Telemetry(enabled=False).for_pool("", book, clock.monotonic)
         self.closers: set[asyncio.Task[None]] = set()
+        self.closing: list[DriverClient] = []  # clients whose close is under way
         self._wanted: Credentials | None = None
         self._wanted_changed = asyncio.Event()
         self._deadlines_changed = asyncio.Event()
@@ -95,6 +101,7 @@ class Rotator:
         self.warmup_failures = 0
         self.failures_in_a_row = 0
         self.partial_warmups = 0
+        self.capped_warmups = 0
         self.last_error: tuple[float, WarmupError] | None = None
 
     # -- one rotation --------------------------------------------------------
@@ -146,17 +153,19 @@ class Rotator:
             raise
         previous = self.book.current
         fill_until = None if previous is None else swap_by(previous)
+        warm = self._warm_target(gen, previous)
         self.telemetry.warmup_started(gen)
         try:
             full = await self.driver.warm(
                 handle,
-                self.warm,
+                warm,
                 within=self.warmup_timeout,
                 fill_until=fill_until,
                 clock=self.clock,
                 startup=previous is None,
                 key=key_hint(creds.access_key_id),
                 source=creds.source,
+                spread=0.0 if previous is None else self.warm_spread,
             )
         except BaseException as exc:
             refused = is_auth_failure(exc.__cause__ or exc)
@@ -166,7 +175,7 @@ class Rotator:
             await self.close_gens(self.book.abandon(gen))
             raise
         # Not partial when the driver's own minPoolSize filling got there meanwhile.
-        partial = not full and handle.monitor.ready < self.warm
+        partial = not full and handle.monitor.ready < warm
         self.telemetry.warmup_ended("partial" if partial else "full")
         if partial:
             self.partial_warmups += 1
@@ -174,11 +183,32 @@ class Rotator:
                 "pool.warmup_partial",
                 generation=gen.number,
                 connections=handle.monitor.ready,
-                wanted=self.warm,
+                wanted=warm,
                 hint="the serving client's credentials expire soon; swapping with fewer "
                 "connections (lower warm_connections or refresh earlier)",
             )
         return gen
+
+    def _warm_target(self, gen: Gen, previous: Gen | None) -> int:
+        """``warm_connections``, lowered to fit ``max_connections_per_member`` next to
+        the serving client's connections (see :mod:`pool.client_pool.budget`)."""
+        if self.max_per_member is None or previous is None:
+            return self.warm
+        serving = previous.handle.monitor.open_by_member()
+        for handle in self.closing:
+            serving.update(handle.monitor.open_by_member())
+        warm = capped_warm(self.warm, self.max_per_member, serving)
+        if warm < self.warm:
+            self.capped_warmups += 1
+            _log.info(
+                "pool.warmup_capped",
+                generation=gen.number,
+                connections=warm,
+                wanted=self.warm,
+                serving_busiest_member=max(serving.values(), default=0),
+                limit=self.max_per_member,
+            )
+        return warm
 
     def expires_at(self, creds: Credentials) -> float | None:
         """``creds``' expiry on the pool's clock (placed there through its wall clock)."""
@@ -324,7 +354,13 @@ class Rotator:
         self._gen_closed = asyncio.Event()
 
     async def _close_all(self, handles: list[DriverClient]) -> None:
-        await asyncio.gather(*(self.driver.close(h) for h in handles))
+        # Counted by max_connections_per_member until closed: their sockets are open.
+        self.closing.extend(handles)
+        try:
+            await asyncio.gather(*(self.driver.close(h) for h in handles))
+        finally:
+            for handle in handles:
+                self.closing.remove(handle)
 
     async def wait_closers(self) -> None:
         """Wait until every close started so far has finished."""

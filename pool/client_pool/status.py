@@ -19,6 +19,7 @@ from pool.cache.status import RefreshCounts
 from pool.client_pool.health import Health
 
 if TYPE_CHECKING:
+    from pool.client_pool.budget import ConnectionBudget
     from pool.client_pool.drivers import DriverClient
     from pool.client_pool.generations import Generation, GenerationBook
     from pool.client_pool.rotation import Rotator
@@ -152,7 +153,11 @@ class PoolStatus(_Record):
     * ``cache``: the credential cache's own status
       (:meth:`pool.CredentialCache.status`);
     * ``health``: readiness and liveness with reasons
-      (:class:`pool.client_pool.health.Health`).
+      (:class:`pool.client_pool.health.Health`);
+    * ``max_connections_per_member``: the cap set on the pool, or None;
+      ``capped_warmups``: warm-ups that opened fewer than ``warm_connections``
+      to stay under it; ``capped_leases``: leases that waited for room under it
+      (see :mod:`pool.client_pool.budget`).
     """
 
     ready: bool
@@ -176,6 +181,9 @@ class PoolStatus(_Record):
     refreshes: RefreshCounts | None
     cache: Mapping[str, Any]
     health: Health
+    max_connections_per_member: int | None = None
+    capped_warmups: int = 0
+    capped_leases: int = 0
 
 
 def _round(value: float | None) -> float | None:
@@ -221,6 +229,7 @@ def snapshot(
     run_retries: int,
     cache: object,
     telemetry: PoolTelemetry,
+    budget: ConnectionBudget | None = None,
 ) -> PoolStatus:
     """Build a :class:`PoolStatus` from the pool's parts at ``now`` (pool clock)."""
     current = book.current
@@ -256,4 +265,7 @@ def snapshot(
         refreshes=_refreshes(cache_status.get("refreshes")),
         cache=cache_status,
         health=health,
+        max_connections_per_member=None if budget is None else budget.limit,
+        capped_warmups=rotator.capped_warmups,
+        capped_leases=0 if budget is None else budget.waited,
     )

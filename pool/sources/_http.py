@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from pool._internal import skew
 from pool._internal.backoff import backoff_delay
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
@@ -287,6 +288,7 @@ class HttpClient:
             ) as resp:
                 body = await _read_capped(resp.content, s.max_body + 1)
                 status, resp_headers = resp.status, dict(resp.headers)
+                skew.observe(resp.headers.get("Date"), where)
         except (TimeoutError, aio.ClientError, ValueError) as exc:
             # ValueError: yarl refusing the URL (e.g. a host IDNA cannot encode).
             parts = urlsplit(url)

@@ -9,6 +9,7 @@ import pytest
 
 from pool.cache import CredentialCache
 from pool.standins.authority import CredentialAuthority
+from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.server import MongoStandIn
 from pool.standins.threaded import ThreadedStandIns
 from tests.client_pool.pool_helpers import MintingSource, on_fake_clock
@@ -30,6 +31,13 @@ def authority() -> CredentialAuthority:
 async def mongo(authority: CredentialAuthority) -> AsyncIterator[MongoStandIn]:
     async with MongoStandIn(authority) as server:
         yield server
+
+
+@pytest.fixture
+async def rs(authority: CredentialAuthority) -> AsyncIterator[MongoCluster]:
+    """A 3-member replica set stand-in (Atlas's smallest shape), plaintext."""
+    async with MongoCluster(authority, members=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from pymongo import WriteConcern
 
 from pool import ClientPool
 from pool.cache import CredentialCache
@@ -205,3 +206,45 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+class Writers:
+    """Workers inserting (w:"majority") through cp.run() until stopped; acked ids kept.
+
+    The documents go to collection ``acked``; ``failures`` holds every error.
+    """
+
+    def __init__(self, cp: Any, workers: int = 10) -> None:
+        self.cp = cp
+        self.acked: list[str] = []
+        self.failures: list[BaseException] = []
+        self.progress = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._worker(w)) for w in range(workers)]
+
+    async def _worker(self, w: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            doc = {"_id": f"{w}-{n}"}
+            n += 1
+            try:
+                await self.cp.run(
+                    lambda c, d=doc: c.db.get_collection(
+                        "acked", write_concern=WriteConcern("majority")
+                    ).insert_one(dict(d))
+                )
+                self.acked.append(doc["_id"])
+                self.progress.set()
+            except Exception as exc:
+                self.failures.append(exc)
+            await asyncio.sleep(0)
+
+    async def wait_progress(self, ops: int) -> None:
+        target = len(self.acked) + ops
+        while len(self.acked) < target:
+            self.progress.clear()
+            await self.progress.wait()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)

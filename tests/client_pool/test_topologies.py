@@ -8,11 +8,10 @@ authentication, so "no authentication on the request path" means no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import ReadPreference, WriteConcern
+from pymongo import ReadPreference
 from pymongo.server_type import SERVER_TYPE
 
 from pool import ClientPool
@@ -20,17 +19,11 @@ from pool.cache import CredentialCache
 from pool.standins.authority import CredentialAuthority
 from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.srv import DnsStandIn, loopback_resolution, member_names, publish
-from tests.client_pool.pool_helpers import FAST, rotate, start_session, until
+from tests.client_pool.pool_helpers import FAST, Writers, rotate, start_session, until
 from tests.standins.net_guard import *  # noqa: F403
 
 WARM = 4
 CONCURRENCY = 3  # below WARM: a warm client never needs a new connection
-
-
-@pytest.fixture
-async def rs(authority: CredentialAuthority) -> AsyncIterator[MongoCluster]:
-    async with MongoCluster(authority, members=3) as cluster:
-        yield cluster
 
 
 def rs_pool(cluster: MongoCluster, cache: CredentialCache, driver: str, **kwargs: Any) -> Any:
@@ -88,52 +81,13 @@ def _primary_of(client: Any) -> str | None:
     return None
 
 
-class _Writers:
-    """Workers inserting w:"majority" through cp.run() until stopped; acked ids kept."""
-
-    def __init__(self, cp: Any, workers: int = 10) -> None:
-        self.cp = cp
-        self.acked: list[str] = []
-        self.failures: list[BaseException] = []
-        self.progress = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._worker(w)) for w in range(workers)]
-
-    async def _worker(self, w: int) -> None:
-        n = 0
-        while not self._stop.is_set():
-            doc = {"_id": f"{w}-{n}"}
-            n += 1
-            try:
-                await self.cp.run(
-                    lambda c, d=doc: c.db.get_collection(
-                        "acked", write_concern=WriteConcern("majority")
-                    ).insert_one(dict(d))
-                )
-                self.acked.append(doc["_id"])
-                self.progress.set()
-            except Exception as exc:
-                self.failures.append(exc)
-            await asyncio.sleep(0)
-
-    async def wait_progress(self, ops: int) -> None:
-        target = len(self.acked) + ops
-        while len(self.acked) < target:
-            self.progress.clear()
-            await self.progress.wait()
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-
-
 @pytest.mark.parametrize("phase", ["steady", "warm-up", "drain"])
 async def test_failover_loses_no_operation(
     driver: str, phase: str, rs: MongoCluster, cache: CredentialCache
 ) -> None:
     """A stepdown with no rotation, during a warm-up, during a drain: 0 failed, 0 missing."""
     async with rs_pool(rs, cache, driver, warm_connections=2) as cp:
-        load = _Writers(cp)
+        load = Writers(cp)
         await load.wait_progress(20)
         if phase == "steady":
             rs.step_down()

@@ -200,6 +200,8 @@ class MongoCluster(AsyncResource):
             total.connections_opened += s.connections_opened
             total.connections_open += s.connections_open
             total.connections_peak += s.connections_peak
+            total.authenticated_open += s.authenticated_open
+            total.authenticated_peak += s.authenticated_peak
             total.auth_successes += s.auth_successes
             total.auth_failures.update(s.auth_failures)
             total.commands.update(s.commands)

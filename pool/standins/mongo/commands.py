@@ -80,6 +80,10 @@ class MongoStats:
     connections_open: int = 0
     #: The most connections open at once since start (or since a test reset it).
     connections_peak: int = 0
+    #: Authenticated connections open now, and the most at once: the application's
+    #: connections, without the drivers' monitoring ones (which never authenticate).
+    authenticated_open: int = 0
+    authenticated_peak: int = 0
     auth_successes: int = 0
     auth_failures: Counter[str] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
@@ -99,6 +103,8 @@ class MongoStats:
             "connections_opened": self.connections_opened,
             "connections_open": self.connections_open,
             "connections_peak": self.connections_peak,
+            "authenticated_open": self.authenticated_open,
+            "authenticated_peak": self.authenticated_peak,
             "auth_successes": self.auth_successes,
             "auth_failures": dict(self.auth_failures),
             "commands": dict(self.commands),
@@ -312,6 +318,11 @@ class Dispatcher:
             self.stats.sts_calls += conversation.sts_called
         if self.reject_auth and principal.access_key_id not in self.reject_except:
             return self._auth_failed(conn, "rejected", f"reject_auth is set ({principal.key_hint})")
+        if conn.user is None:
+            self.stats.authenticated_open += 1
+            self.stats.authenticated_peak = max(
+                self.stats.authenticated_peak, self.stats.authenticated_open
+            )
         conn.user = principal.user
         self.stats.auth_successes += 1
         self.stats.rates.record("auth")

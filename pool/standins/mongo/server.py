@@ -291,6 +291,8 @@ class MongoStandIn(AsyncResource):
         finally:
             self._connections.pop(conn.id, None)
             self.stats.connections_open -= 1
+            if conn.user is not None:
+                self.stats.authenticated_open -= 1
             writer.close()
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
