@@ -58,6 +58,11 @@ class Settings:
     think: float = 0.1
     window: float = 1.0
     warm_connections: int = 0  # 0: as many as workers
+    #: The warmed swap's ``warm_spread``. 0, not the pool's 5 s default: credentials
+    #: rotate every ``rotate_every`` (2 s) here, and a paced warm-up (meant for fleets)
+    #: would not fit between rotations; the figures are the swap's, as measured before
+    #: pacing existed. ``python benchmarks/bench_rotation.py --warm-spread 5`` paces it.
+    warm_spread: float = 0.0
     #: The MongoDB topology: members of a replica set (0: standalone), and TLS.
     replica_set: int = 0
     tls: bool = False
@@ -231,6 +236,7 @@ async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, re
             credentials=cache,
             driver=driver,
             warm_connections=settings.warm_connections or settings.workers,
+            warm_spread=settings.warm_spread,
             **_OPTIONS,
         ) as cp,
     ):
