@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pool.cache import windows as w
+from pool.client_pool.options import DEFAULT_WARM_SPREAD
 
 __all__ = ["ENVS", "STRATEGIES", "Config", "Env", "World"]
 
@@ -96,7 +97,7 @@ class Config:
     outage: tuple[float, float] | None = None
     throttle: tuple[float, float] | None = None  # rate, burst
     fleet: w.Fleet | None = None
-    warm_spread: float = 0.0  # what-if: a rotation's connections opened over this many seconds
+    warm_spread: float = DEFAULT_WARM_SPREAD  # ClientPool(warm_spread=...): the library's default
     seed: int = 1
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -181,6 +182,7 @@ class World:
         if out is not None and t >= out[1] and self.outage_failed[p]:
             self.outage_failed[p] = False  # its refresh failed in the outage; caught up now
             self.caught_up_at[p] = t - out[1]
+        paced = not math.isnan(self.ready[p])  # ClientPool paces rotations, not its first warm-up
         if math.isnan(self.ready[p]):
             self.ready[p], self.down_since[p] = t, None  # operations start now
         elif self.deadline[p] < t:  # a gap without valid credentials just ended
@@ -191,10 +193,14 @@ class World:
         elif self.down_since[p] is not None:
             self.close_down(p, self.down_since[p], t)
         self.key[p], self.deadline[p] = key, deadline
-        self.add_conns(t, conns)
+        self.add_conns(t, conns, paced=paced)
 
-    def add_conns(self, t: float, conns: int) -> None:
-        spread = int(self.cfg.warm_spread)
+    def add_conns(self, t: float, conns: int, *, paced: bool = False) -> None:
+        # ClientPool's warm_spread: a rotation's connections evenly over that many
+        # seconds (one per member at a time); the other strategies rebuild a client
+        # (or open a connection) at once.
+        library = self.strategy.startswith("pool")
+        spread = int(self.cfg.warm_spread) if paced and library else 0
         if conns <= 1 or spread <= 1:
             self.auths[int(t)] += conns
             return

@@ -37,6 +37,7 @@ import numpy as np
 from fleet_model import ENVS, STRATEGIES, Config, Env, World
 
 from pool.cache import windows as w
+from pool.client_pool.options import DEFAULT_WARM_SPREAD
 
 SCENARIOS = ("deploy", "sts_outage", "sts_throttled")
 
@@ -231,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--warm-spread",
         type=float,
-        default=0.0,
-        help="what-if (not a library setting): open each rotation's connections over N s",
+        default=DEFAULT_WARM_SPREAD,
+        help="ClientPool(warm_spread=...) of the pool strategies: each rotation's "
+        "connections over N s (default: the library's, %(default)s; 0: all at once)",
     )
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path)

@@ -56,13 +56,13 @@ import anyio.to_thread
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure, PyMongoError
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
-from pool._internal.clock import SYSTEM_CLOCK, Clock, fail_after
 from pool._internal.log import get_logger
 from pool._internal.redact import describe
 from pool._internal.shield import finish
-from pool.client_pool import diagnose, filling
-from pool.client_pool.monitor import ConnectionMonitor, warm_members
+from pool.client_pool import filling
+from pool.client_pool.monitor import ConnectionMonitor
 from pool.client_pool.options import check_client_options, client_kwargs, secrets_of
+from pool.client_pool.warmup import Warming
 from pool.errors import ConfigurationError
 
 __all__ = [
@@ -87,10 +87,6 @@ DriverName = Literal["motor", "pymongo"]
 AUTH_FAILED = 18  # mongod's code for every failed authentication ("AuthenticationFailed")
 
 _log = get_logger(__name__)
-
-# Real seconds a warm-up waits for a connection event before running the fill
-# step again (the driver's periodic task may hold the maxConnecting slots).
-_RECHECK = 0.25
 
 
 class CredentialSupplier(Protocol):
@@ -177,8 +173,8 @@ async def _load_auth_modules(names: tuple[str, ...]) -> None:
         _auth_loaded.add(name)
 
 
-class Driver:
-    """Shared warm-up/close logic; subclasses supply the driver calls."""
+class Driver(Warming):
+    """Shared build/warm-up/close logic; subclasses supply the driver calls."""
 
     name: DriverName
     # Modules PyMongo imports inside the first authentication (see _load_auth_modules).
@@ -257,122 +253,6 @@ class Driver:
         except BaseException:  # nothing was built, or it failed: nothing to close
             return
         await self.close(handle)
-
-    async def warm(
-        self,
-        handle: DriverClient,
-        connections: int,
-        *,
-        within: float,
-        fill_until: float | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        startup: bool = False,
-        key: str = "-",
-        source: str = "",
-        spread: float = 0.0,
-    ) -> bool:
-        """Connect, ping (authenticating one connection), then open up to ``connections``.
-
-        Returns True when all ``connections`` are ready, False when filling
-        stopped at ``fill_until`` (a ``clock.monotonic()`` reading) with fewer:
-        the caller needs the client sooner than a full warm-up allows. Raises
-        :class:`pool.WarmupError` (the driver's error as ``__cause__``) when the
-        ping fails or after ``within`` seconds on ``clock``. Cancellable
-        between connection attempts (see :mod:`pool.client_pool.filling`); the
-        caller closes the client on failure. An unreachable server fails it as
-        soon as the driver's monitor has seen every server fail, not after
-        ``within`` (:class:`pool.ServerUnreachableError`); refused credentials
-        raise :class:`pool.CredentialsRefusedError`. ``startup`` (the pool's
-        first client), ``key`` (a key hint) and ``source`` only shape the message.
-        ``spread`` (seconds on ``clock``) paces the filling: one connection per
-        member at a time, evenly over that long, so a fleet's rotations do not
-        open their connections in bursts; it is shortened to half the time left
-        before ``fill_until``, so pacing never makes a warm-up partial.
-        """
-        try:
-            async with fail_after(clock, within):
-                await self._ping_or_unreachable(handle, startup)
-                if fill_until is None:
-                    await self._fill(handle, connections, clock, spread)
-                    return True
-                left = max(0.0, fill_until - clock.monotonic())
-                try:
-                    async with fail_after(clock, left):
-                        await self._fill(handle, connections, clock, min(spread, left / 2))
-                    return True
-                except TimeoutError:
-                    return False
-        except (PyMongoError, TimeoutError) as exc:
-            error = diagnose.warmup_error(
-                self.name, exc, handle.secrets, client=handle.client, within=within,
-                startup=startup, key=key, source=source,
-            )  # fmt: skip
-            # A warm-up timeout's own chain is only CancelledError -> TimeoutError:
-            # the server's last error says more.
-            cause = exc if isinstance(exc, PyMongoError) else diagnose.first_error(handle.client)
-            raise error from (cause or exc)
-
-    async def _ping_or_unreachable(self, handle: DriverClient, startup: bool) -> None:
-        """The ping, ended early when the driver's monitor finds every server unreachable."""
-        loop = asyncio.get_running_loop()
-        ping = loop.create_task(self._ping(handle.client))
-        watch = loop.create_task(diagnose.watch_unreachable(handle.client, handle.secrets))
-        try:
-            await asyncio.wait({ping, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (ping, watch):
-                task.cancel()
-            await asyncio.wait({ping, watch})
-        if not ping.cancelled():  # the ping ended first: its answer, or its error, wins
-            ping.result()
-            return
-        refused = diagnose.auth_failure(handle.client)
-        if refused is not None:
-            # The server was reached: a connection's handshake got code 18 and the
-            # driver marked the server unknown with it. Reported as the refusal.
-            raise refused
-        error = diagnose.unreachable_error(self.name, watch.result(), startup=startup)
-        raise error from diagnose.first_error(handle.client)
-
-    async def _fill(
-        self, handle: DriverClient, target: int, clock: Clock = SYSTEM_CLOCK, spread: float = 0.0
-    ) -> None:
-        client = self._core(handle.client)
-        parallel = 1 if spread > 0 else max(1, int(filling.pool_options(client).max_connecting))
-        pause = spread / max(1, target)
-        try:
-            # warm_connections is per member (see monitor.warm_members).
-            while handle.monitor.short_of(target, members := warm_members(handle.client)):
-                before = handle.monitor.ready
-                # Paced, one round raises the minimum just past the emptiest member's
-                # count, so each step opens one connection per short member.
-                goal = min(target, handle.monitor.fewest(members) + 1) if pause > 0 else target
-                filling.set_min_pool_size(client, max(goal, handle.min_pool_size))
-                # Concurrent steps each open one on every pool short of the minimum
-                # (PyMongo 4.20 remove_stale_sockets checks `requests < min_pool_size`,
-                # not the sum), so more steps than the smallest shortfall overshoot.
-                steps = max(1, min(parallel, handle.monitor.smallest_shortfall(target, members)))
-                await filling.run_step(client, [self._step_of(handle.client)] * steps)
-                if pause > 0 and handle.monitor.short_of(target, warm_members(handle.client)):
-                    # Paced: the minimum goes back meanwhile, so the driver's own
-                    # periodic fill does not open the rest at once.
-                    filling.set_min_pool_size(client, handle.min_pool_size)
-                    await clock.sleep(pause)
-                    continue
-                if handle.monitor.ready <= before:
-                    # Another filler (the driver's periodic task) held the
-                    # maxConnecting slots, or the step is unavailable: wait
-                    # for the next connection event.
-                    await handle.monitor.wait_change(_RECHECK)
-        finally:
-            if not handle.filling_stopped:
-                filling.set_min_pool_size(client, handle.min_pool_size)
-
-    def _step_of(self, client: Any) -> Any:
-        async def step() -> None:
-            await self._fill_once(client)
-
-        return step
 
     def stop_filling(self, handle: DriverClient) -> None:
         """From now on the client opens connections only for its operations, never on its own.

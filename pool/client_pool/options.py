@@ -17,12 +17,16 @@ from urllib.parse import parse_qsl, urlsplit
 from pool.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_WARM_SPREAD",
     "check_client_options",
     "check_settings",
     "check_uri_options",
     "client_kwargs",
     "secrets_of",
 ]
+
+#: Seconds over which a rotation's warm-up opens its connections (``warm_spread``).
+DEFAULT_WARM_SPREAD = 5.0
 
 # Options the pool owns: credentials come from the cache, never from the user.
 _RESERVED = {"username", "password", "authmechanism", "authmechanismproperties", "authsource"}

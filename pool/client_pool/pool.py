@@ -42,7 +42,7 @@ from pool.client_pool.drivers import DriverClient, get_driver
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.health import Health, pool_health
 from pool.client_pool.leasing import ClientT, Leasing
-from pool.client_pool.options import check_settings
+from pool.client_pool.options import DEFAULT_WARM_SPREAD, check_settings
 from pool.client_pool.rotation import Rotator
 from pool.client_pool.status import PoolState, PoolStatus, snapshot
 from pool.errors import ConfigurationError, CredentialsRefusedError, PoolClosedError
@@ -59,8 +59,6 @@ __all__ = ["ClientPool"]
 _log = get_logger("pool.client_pool")
 
 DEFAULT_WARM_CONNECTIONS = 4
-#: Seconds over which a rotation's warm-up opens its connections (``warm_spread``).
-DEFAULT_WARM_SPREAD = 5.0
 
 
 def _cache_for(source: CredentialSource, clock: Clock, telemetry: Telemetry) -> CredentialCache:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from pool._internal import skew
 from pool._internal.log import get_logger, key_hint
 from pool._internal.redact import redact
 from pool._internal.resource import AsyncResource
@@ -245,9 +246,11 @@ def ensure_not_expired(creds: Credentials, *, endpoint: str) -> Credentials:
     """Reject credentials that are already expired on arrival (non-retryable)."""
     if creds.expired():
         assert creds.expiration is not None
+        measured = skew.describe()
         raise CredentialFetchError(
             f"{creds.source}: {endpoint} returned credentials that already expired at "
-            f"{creds.expiration.isoformat()}; check the host clock (NTP) and the endpoint",
+            f"{creds.expiration.isoformat()}; check the host clock (NTP) and the endpoint"
+            + ("" if measured is None else f". {measured}"),
             source=creds.source,
             retryable=False,
             code="ExpiredOnArrival",

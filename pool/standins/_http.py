@@ -18,6 +18,8 @@ import asyncio
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Self
 
 from aiohttp import web
@@ -159,10 +161,20 @@ class HttpStandIn(AsyncResource):
                 answer = await self._apply(fault, request)
                 if answer is not None:
                     return answer
-            return await handler(request)
+            return self._dated(await handler(request))
         except _Dropped:
             # The transport is closed; an empty response is never written.
             return web.Response()
+
+    def _dated(self, response: web.StreamResponse) -> web.StreamResponse:
+        """``Date`` from the stand-in's credential clock, as a real endpoint's follows its own:
+        stand-ins with a skewed clock show the skew a client measures (pool._internal.skew)."""
+        authority = getattr(self, "authority", None)
+        clock = getattr(authority, "clock", None)
+        if callable(clock) and not response.prepared:
+            when = datetime.fromtimestamp(clock(), UTC)
+            response.headers["Date"] = format_datetime(when, usegmt=True)
+        return response
 
     async def _apply(self, fault: Fault, request: web.Request) -> web.Response | None:
         _log.info("standin.fault", endpoint=self.endpoint, kind=fault.kind, target=fault.target)

@@ -207,7 +207,10 @@ class Emulator(AsyncResource):
     def srv_resolution(self) -> AbstractContextManager[None]:
         """Point this process's SRV and member-name lookups at the DNS stand-in.
 
-        See :func:`~pool.standins.mongo.srv.loopback_resolution`; a no-op without ``srv``.
+        On asyncio's loop and on uvloop, for ``AsyncMongoClient``, Motor and
+        ``MongoClient``. See :func:`~pool.standins.mongo.srv.loopback_resolution`
+        (it raises ``LoopbackResolutionError`` on a loop it cannot redirect); a
+        no-op without ``srv``.
         """
         if self.dns is None:
             return nullcontext()

@@ -13,9 +13,11 @@ from email.utils import format_datetime
 
 import pytest
 
+from pool import CredentialFetchError
 from pool._internal import skew
 from pool.client_pool.diagnose import refused_error
-from pool.sources import ContainerSource
+from pool.sources import ContainerSource, WebIdentitySource
+from pool.standins.aws import AwsStandIns
 
 
 def _creds() -> str:
@@ -67,3 +69,17 @@ def test_a_refused_handshake_names_a_measured_skew() -> None:
     skew.observe(ahead, "169.254.170.2:80")
     named = str(refused_error("pymongo", key="ASIA…0001", source="container", startup=True))
     assert "Measured: this machine's clock is" in named and "behind 169.254.170.2:80's" in named
+
+
+async def test_stand_ins_with_a_skewed_clock_show_it_and_expired_credentials_name_it(
+    stale_aws: AwsStandIns,
+) -> None:
+    """Stand-ins two hours behind send a Date two hours behind, as a real endpoint's own
+    clock would: the expired-on-arrival error then names the measured skew."""
+    async with WebIdentitySource.from_env(stale_aws.env_for("eks_irsa")) as source:
+        with pytest.raises(CredentialFetchError, match="already expired") as info:
+            await source.fetch()
+    measured = skew.current()
+    assert measured is not None and measured[0] == pytest.approx(7200, abs=5)
+    assert "Measured: this machine's clock is 7,2" in str(info.value)
+    assert "s ahead of 127.0.0.1:" in str(info.value)

@@ -46,6 +46,7 @@ from pool.standins.mongo.limits import (
     refuse_unauthenticated,
 )
 from pool.standins.mongo.sessions import Sessions
+from pool.standins.mongo.tls import TlsFirstProtocol, start_tls_first_server
 from pool.standins.mongo.topology import Role
 from pool.standins.mongo.wire import (
     MAX_MESSAGE_SIZE,
@@ -163,7 +164,10 @@ class MongoStandIn(AsyncResource):
         # TLS is started per connection in _serve, so that a failed handshake
         # is counted and closes that connection quietly (asyncio's own
         # ssl= path logs it as a loop error).
-        self._server = await asyncio.start_server(self._serve, host, port)
+        if tls is None:
+            self._server = await asyncio.start_server(self._serve, host, port)
+        else:
+            self._server = await start_tls_first_server(self._serve, host, port)
         sockname = self._server.sockets[0].getsockname()
         self._address = (sockname[0], sockname[1])
         log.info("mongo.listening", uri=self.uri)
@@ -300,7 +304,11 @@ class MongoStandIn(AsyncResource):
         assert self._tls_context is not None
         plain = writer.transport
         try:
-            await writer.start_tls(self._tls_context, ssl_handshake_timeout=10.0)
+            protocol = plain.get_protocol()
+            if isinstance(protocol, TlsFirstProtocol):  # always, from start_tls_first_server
+                await protocol.start_tls(writer, self._tls_context, 10.0)
+            else:
+                await writer.start_tls(self._tls_context, ssl_handshake_timeout=10.0)
             failure: str | None = None if writer.transport is not None else "ConnectionLost"
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
             failure = type(exc).__name__

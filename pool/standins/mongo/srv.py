@@ -10,30 +10,37 @@ UDP and TCP on one loopback port, answering only for its zone (REFUSED
 elsewhere, NXDOMAIN for unknown names in it, as an authoritative server).
 Messages are encoded with dnspython, already PyMongo's SRV resolver.
 
-Two resolutions must land on it, and :func:`loopback_resolution` points
-both there, in-process, for the duration of a ``with`` block:
+Two resolutions must land on it, and :func:`loopback_resolution` (in
+:mod:`pool.standins.mongo.resolution`) points both there, in-process, for
+the duration of a ``with`` block:
 
 - PyMongo resolves SRV and TXT with dnspython (``dns.resolver.resolve``
   for ``MongoClient``, ``dns.asyncresolver.resolve`` for
   ``AsyncMongoClient``; read in PyMongo 4.20.1 ``srv_resolver.py``); both
   use the module's default resolver, which is replaced by one whose only
   nameserver is the stand-in;
-- PyMongo then connects to each member by name through
-  ``socket.getaddrinfo`` (``loop.getaddrinfo`` in the async driver, which on
-  asyncio's default loop calls ``socket.getaddrinfo`` in a thread; Motor
-  uses the sync driver). That never goes through dnspython, and on this
-  machine glibc resolves ``*.localhost`` names through DNS, not to
-  loopback. So ``socket.getaddrinfo`` is wrapped: names inside the zone are
-  looked up (A records) at the stand-in, everything else goes to the
-  original untouched. uvloop's ``loop.getaddrinfo`` calls libuv, not
-  ``socket.getaddrinfo``: on uvloop, use the member list URI instead, or
-  add the member names to ``/etc/hosts``.
+- PyMongo then connects to each member by name. The sync driver (so Motor,
+  which runs it in threads) calls ``socket.getaddrinfo``; the async driver
+  calls ``loop.getaddrinfo`` (``pymongo.asynchronous.helpers._getaddrinfo``),
+  which on asyncio's loop runs ``socket.getaddrinfo`` in a thread and on
+  uvloop goes to libuv, never to ``socket.getaddrinfo``. None of them goes
+  through dnspython, and on this machine glibc resolves ``*.localhost``
+  names through DNS, not to loopback. So ``socket.getaddrinfo`` is wrapped
+  and, when uvloop is installed, ``uvloop.Loop.getaddrinfo`` too: names
+  inside the zone are looked up (A records) at the stand-in, everything
+  else goes to the original untouched. A running loop whose
+  ``getaddrinfo`` is neither is refused on entry
+  (:class:`LoopbackResolutionError`), so a zone name never reaches the
+  system resolver. uvloop's ``create_connection`` (which calls libuv
+  itself) is hooked too; its ``create_server`` and
+  ``create_datagram_endpoint`` refuse zone names.
 
-The name lookups are synchronous (dnspython's resolver, in the calling
-thread): a sync client or a bare ``socket.getaddrinfo`` on the thread of the
-loop that serves the DNS stand-in would wait for itself. Run such callers in
-a thread (``anyio.to_thread``), or the stand-ins on their own
-(``ThreadedStandIns``, ``python -m pool emulate``).
+The ``socket.getaddrinfo`` lookups are synchronous (dnspython's resolver,
+in the calling thread): a sync client or a bare ``socket.getaddrinfo`` on
+the thread of the loop that serves the DNS stand-in would wait for itself.
+Run such callers in a thread (``anyio.to_thread``), or the stand-ins on
+their own (``ThreadedStandIns``, ``python -m pool emulate``). uvloop's are
+asynchronous, on the loop.
 
 PyMongo requires SRV targets to share the parent domain of the SRV name
 (``m0.cluster0.pool.test`` for ``cluster0.pool.test``), and a
@@ -46,30 +53,33 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import struct
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import quote
 
-import dns.asyncresolver
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.resolver
 import dns.rrset
 
 from pool._internal.log import get_logger
 from pool._internal.resource import AsyncResource
 from pool.errors import ConfigurationError
 from pool.standins.mongo.cluster import MongoCluster
+from pool.standins.mongo.resolution import LoopbackResolutionError, loopback_resolution
 
-__all__ = ["DnsStandIn", "loopback_resolution", "member_names", "publish", "srv_uri"]
+__all__ = [
+    "DnsStandIn",
+    "LoopbackResolutionError",
+    "loopback_resolution",
+    "member_names",
+    "publish",
+    "srv_uri",
+]
 
 log = get_logger("pool.standins.dns")
 TTL = 60
@@ -203,64 +213,6 @@ class _Udp(asyncio.DatagramProtocol):
         reply = self.server.answer(data)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
-
-
-def _resolver(cls: Any, address: tuple[str, int]) -> Any:
-    resolver = cls(configure=False)
-    resolver.nameservers = [address[0]]
-    resolver.port = address[1]
-    resolver.timeout = resolver.lifetime = 5.0
-    return resolver
-
-
-@contextmanager
-def loopback_resolution(address: tuple[str, int], zone: str) -> Iterator[None]:
-    """Resolve SRV/TXT and the member names of ``zone`` at the stand-in at ``address``.
-
-    Process-wide while the block runs (see the module docstring): dnspython's
-    default resolvers (sync and async) ask only the stand-in, and
-    ``socket.getaddrinfo`` answers names in ``zone`` from its A records.
-    Everything is restored on exit. Not reentrant; enter it once per process.
-    """
-    suffix = dns.name.from_text(zone)
-    sync_resolver = _resolver(dns.resolver.Resolver, address)
-    saved = (dns.resolver.default_resolver, dns.asyncresolver.default_resolver)
-    original = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, bytes):
-            host = host.decode()
-        if not isinstance(host, str) or not host or _is_ip(host):
-            return original(host, port, *args, **kwargs)
-        if not dns.name.from_text(host).is_subdomain(suffix):
-            return original(host, port, *args, **kwargs)
-        try:
-            answer = sync_resolver.resolve(host, "A")
-        except dns.resolver.NXDOMAIN as exc:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host}: not in the stand-in zone") from exc
-        except dns.exception.DNSException as exc:
-            raise socket.gaierror(socket.EAI_AGAIN, f"{host}: {type(exc).__name__}") from exc
-        out: list[Any] = []
-        for record in answer:
-            out.extend(original(record.address, port, *args, **kwargs))
-        return out
-
-    dns.resolver.default_resolver = sync_resolver
-    dns.asyncresolver.default_resolver = _resolver(dns.asyncresolver.Resolver, address)
-    socket.getaddrinfo = getaddrinfo
-    try:
-        yield
-    finally:
-        socket.getaddrinfo = original
-        dns.resolver.default_resolver, dns.asyncresolver.default_resolver = saved
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 def member_names(zone: str, count: int) -> list[str]:
