@@ -22,6 +22,9 @@ from pool.cli.bench.stats import Recorder
 ENVS = ["lambda", "ecs", "ec2", "eks_irsa", "eks_pod_identity", "assume_role", "laptop"]
 P_KEYS = {"p50", "p95", "p99", "max", "n"}
 R_KEYS = {"ops", "failed", "lost", "rotations", "p99_steady_ms", "p99_rotation_ms"}
+TOPOLOGIES = ["standalone", "replica-set-tls"]
+MONGODB_KEYS = {"members", "tls", "topology_type", "connections", "authentications",
+                "tls_handshakes"}  # fmt: skip
 SAMPLES = 2
 # A stand-in secret access key (40 characters of base64) or session token (AWS's prefix).
 SECRETS = re.compile(r"IQoJb3JpZ2lu|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])")
@@ -41,12 +44,14 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """One tiny bench run (all environments, 2 samples, short rotation), shared by the tests."""
+    """One tiny full run (both topologies, all environments, 2 samples), shared by the tests."""
     out = tmp_path_factory.mktemp("bench")
     paths = {name: out / f"bench.{name}" for name in ("json", "md", "png")}
+    # Rotation runs kept short and small (each warm-up opens one connection per worker):
+    # two topologies' rotations are most of this run's time.
     proc = subprocess.run(
         [sys.executable, "-m", "pool", "bench", "--samples", str(SAMPLES),
-         "--cache-batches", "5", "--rotation-seconds", "2.5",
+         "--cache-batches", "5", "--rotation-seconds", "1", "--rotation-workers", "8",
          "--json", str(paths["json"]), "--markdown", str(paths["md"]),
          "--plot", str(paths["png"])],
         capture_output=True, text=True, timeout=55, check=False,
@@ -74,7 +79,8 @@ def test_json_has_exactly_the_documented_shape(run: Run) -> None:
     """The JSON's keys and types are exactly those the README documents, nothing more."""
     data = run.data
     assert set(data) == {
-        "meta", "environments", "rotation", "cache_get_ns", "lease_ns", "lease", "exporters"
+        "meta", "environments", "rotation", "topologies", "cache_get_ns", "lease_ns", "lease",
+        "exporters",
     }  # fmt: skip
     assert set(data["lease_ns"]) == set(LEASE_KEYS)
     assert data["lease"]["ratio_client_before_vs_after"] > 0
@@ -103,6 +109,44 @@ def test_json_has_exactly_the_documented_shape(run: Run) -> None:
     for modes in data["rotation"].values():
         assert set(modes) == {"warmed", "naive"}
     assert set(data["cache_get_ns"]) == {"pool_current", "pool_get", "aiobotocore"}
+    assert list(data["topologies"]) == TOPOLOGIES
+    for name, topology in data["topologies"].items():
+        assert set(topology) == {"mongodb", "environments", "rotation"}, name
+        assert set(topology["mongodb"]) == MONGODB_KEYS
+        assert list(topology["environments"]) == ENVS
+        for series in topology["environments"].values():
+            assert set(series) == {"handshake_ms", "loop_stall_ms"}  # the fetch is measured once
+        assert set(topology["rotation"]) == {"motor", "pymongo"}
+
+
+def test_top_level_figures_are_the_standalone_ones(run: Run) -> None:
+    """The keys that predate topologies keep meaning the standalone server's figures."""
+    standalone = run.data["topologies"]["standalone"]
+    assert run.data["rotation"] == standalone["rotation"]
+    for env, series in run.data["environments"].items():
+        for metric in ("handshake_ms", "loop_stall_ms"):
+            assert series[metric] == standalone["environments"][env][metric], (env, metric)
+    assert run.data["topologies"]["replica-set-tls"]["environments"] != standalone["environments"]
+
+
+def test_each_topology_was_the_server_it_claims(run: Run) -> None:
+    """Standalone was one plaintext server; replica-set-tls three members, every connection TLS."""
+    # Each sample is two new clients, each authenticating at least once (2 warm-ups too).
+    least = len(ENVS) * (SAMPLES + 2) * 2
+    alone = run.data["topologies"]["standalone"]["mongodb"]
+    assert alone["members"] == 1 and alone["tls"] is False
+    assert alone["topology_type"] == "Single"
+    assert alone["tls_handshakes"] == 0 and alone["authentications"] >= least
+    rs = run.data["topologies"]["replica-set-tls"]["mongodb"]
+    assert rs["members"] == 3 and rs["tls"] is True
+    assert rs["topology_type"] == "ReplicaSetWithPrimary"
+    assert rs["authentications"] >= least
+    # Every connection the server accepted completed a TLS handshake before any command
+    # (a client closing mid-handshake may leave a few short).
+    assert rs["connections"] >= rs["tls_handshakes"] >= rs["authentications"]
+    assert rs["tls_handshakes"] >= 0.9 * rs["connections"]
+    # Three members: each new client opens a monitor per member, so more connections than auths.
+    assert rs["connections"] >= 3 * least
 
 
 def test_every_comparison_that_applies_was_measured(run: Run) -> None:
@@ -118,19 +162,24 @@ def test_every_comparison_that_applies_was_measured(run: Run) -> None:
             assert_p(series[metric]["pymongo_builtin"], n=SAMPLES)
     for value in run.data["cache_get_ns"].values():
         assert_p(value, n=5)
+    for series in run.data["topologies"]["replica-set-tls"]["environments"].values():
+        for metric in ("handshake_ms", "loop_stall_ms"):
+            assert_p(series[metric]["pool"], n=SAMPLES)
+            assert_p(series[metric]["pymongo_builtin"], n=SAMPLES)
 
 
 def test_rotation_figures_for_both_drivers_and_modes(run: Run) -> None:
-    """Rotation reports R for each driver and mode; the warmed swap fails and loses nothing."""
-    for driver, modes in run.data["rotation"].items():
-        for mode, r in modes.items():
-            assert isinstance(r, dict) and set(r) == R_KEYS, (driver, mode)
-            for key in ("ops", "failed", "lost", "rotations"):
-                assert isinstance(r[key], int) and r[key] >= 0
-            for key in ("p99_steady_ms", "p99_rotation_ms"):
-                assert isinstance(r[key], float)
-            assert r["ops"] > 0
-        assert modes["warmed"]["failed"] == 0 and modes["warmed"]["lost"] == 0
+    """Each topology's rotation reports R per driver and mode; the warmed swap loses nothing."""
+    for name, topology in run.data["topologies"].items():
+        for driver, modes in topology["rotation"].items():
+            for mode, r in modes.items():
+                assert isinstance(r, dict) and set(r) == R_KEYS, (name, driver, mode)
+                for key in ("ops", "failed", "lost", "rotations"):
+                    assert isinstance(r[key], int) and r[key] >= 0
+                for key in ("p99_steady_ms", "p99_rotation_ms"):
+                    assert isinstance(r[key], float)
+                assert r["ops"] > 0
+            assert modes["warmed"]["failed"] == 0 and modes["warmed"]["lost"] == 0, name
 
 
 def test_markdown_and_png_are_written(run: Run) -> None:
@@ -138,14 +187,18 @@ def test_markdown_and_png_are_written(run: Run) -> None:
     for title in ("Credential fetch", "Handshake", "Event-loop stall", "Rotation", "Cache hot"):
         assert title in run.markdown
     assert "ratio p50" in run.markdown and "×" in run.markdown
+    assert "| environment | topology | who |" in run.markdown
+    assert "| Amazon ECS | replica set (3) over TLS | PyMongo built-in |" in run.markdown
+    assert "| replica set (3) over TLS | motor | warmed |" in run.markdown
     assert run.png.startswith(b"\x89PNG\r\n\x1a\n") and len(run.png) > 20_000
 
 
 def test_terminal_output_has_tables_with_ratios(run: Run) -> None:
     """stdout holds the end-of-run tables with ratio columns; progress goes to stderr."""
     assert "ratio p50" in run.stdout and "×" in run.stdout
-    assert "Amazon ECS" in run.stdout
+    assert "Amazon ECS" in run.stdout and "replica set (3) over TLS" in run.stdout
     assert "handshake" in run.stderr
+    assert "replica set (3) over TLS · Amazon ECS: handshake" in run.stderr
 
 
 def test_no_secret_is_printed_or_written(run: Run) -> None:
@@ -187,3 +240,38 @@ def test_redaction_leaves_endpoints_and_paths_alone() -> None:
     assert redact("Authorization V-jHZ52Zv3EQxgOL3lD6OH6Qu9HelPxWYh3B_xbUcl0") == (
         "Authorization <redacted>"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "measured"),
+    [([], TOPOLOGIES), (["--topology", "replica-set-tls"], ["replica-set-tls"]),
+     (["--topology", "standalone"], ["standalone"])],
+)  # fmt: skip
+def test_topology_flag_picks_one_and_no_flag_measures_both(
+    argv: list[str], measured: list[str]
+) -> None:
+    """Without --topology the run measures every topology; with it, only that one."""
+    from pool.cli import build_parser
+    from pool.cli.bench import _meta, _topologies
+
+    args = build_parser().parse_args(["bench", *argv])
+    assert _topologies(args) == measured
+    assert _meta(args)["topology"] == measured[0]
+
+
+def test_json_of_a_one_topology_run_has_it_at_the_top_and_in_topologies() -> None:
+    """--topology X: the top-level figures are X's, and topologies holds X alone."""
+    from pool.cli.bench.report import BenchResults, EnvResult, TopologyResult, to_json
+    from pool.cli.bench.setup import PROFILES
+
+    topology = TopologyResult(envs={"ecs": EnvResult(error="handshake: refused")})
+    topology.mongodb = {"members": 3, "tls": True}
+    results = BenchResults(
+        meta={"topology": "replica-set-tls"}, profile=PROFILES["loopback"],
+        topologies={"replica-set-tls": topology},
+    )  # fmt: skip
+    data = to_json(results)
+    assert list(data["topologies"]) == ["replica-set-tls"]
+    assert data["topologies"]["replica-set-tls"]["mongodb"] == {"members": 3, "tls": True}
+    assert data["environments"]["ecs"]["handshake_ms"] == {"pool": None, "pymongo_builtin": None}
+    assert results.failed

@@ -53,6 +53,8 @@ async def test_uri_carries_the_tls_options_a_user_writes(
         assert (await client.admin.command("ping"))["ok"] == 1.0
     finally:
         await client.close()
+    # The bench reports this count to show its replica-set topology really used TLS.
+    assert tls_rs.stats.tls_handshakes >= 2 and tls_rs.stats.tls_failures == 0
 
 
 async def test_a_client_without_the_ca_is_refused(tls_rs: MongoCluster) -> None:
@@ -91,6 +93,7 @@ async def test_standalone_server_over_tls(mongo_authority: CredentialAuthority) 
             assert writer.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
             writer.close()
             await writer.wait_closed()
+            assert server.stats.tls_handshakes >= 2  # at least the client's monitor and pool
         finally:
             await server.aclose()
     finally:

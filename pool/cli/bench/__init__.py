@@ -1,10 +1,13 @@
 """``python -m pool bench``: this library side by side with the alternatives, in one run.
 
 1. handshake per environment (new client to first ping): credentials from
-   the cache against PyMongo's built-in MONGODB-AWS lookup;
+   the cache against PyMongo's built-in MONGODB-AWS lookup, on each MongoDB
+   topology (a standalone server in plaintext, and a 3-member replica set
+   over TLS as on Atlas; ``--topology`` picks one);
 2. credential fetch per environment: our sources against aiobotocore's providers;
 3. event-loop stall during (1), from a 1 ms ticker;
-4. rotation under load: warmed swap against naive rotation, both drivers;
+4. rotation under load: warmed swap against naive rotation, both drivers,
+   on each topology;
 5. the cache hot path against aiobotocore's ``get_frozen_credentials()``;
 6. the lease hot path (``cp.client()``, ``cp.run()``) against bare context
    managers and the driver, telemetry disabled / API without SDK / SDK, and
@@ -31,22 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from pool._internal.redact import describe
-from pool.cli.bench.setup import ENVIRONMENTS, PROFILES
+from pool.cli.bench.setup import ENVIRONMENTS, PROFILES, TOPOLOGIES, TOPOLOGY_LABELS
+
+__all__ = ["TOPOLOGIES", "add_arguments", "run"]
 
 QUICK = {"samples": 25, "cache_batches": 100, "rotation_seconds": None}
 FULL = {"samples": 200, "cache_batches": 200, "rotation_seconds": None}
 
 
-#: ``--topology``: the emulator's MongoDB options (what Atlas users compare with: TLS, a set).
-TOPOLOGIES: dict[str, dict[str, Any]] = {
-    "standalone": {},
-    "replica-set-tls": {"replica_set": 3, "tls": True},
-}
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--quick", action="store_true", help="fewer samples: about a minute instead of several"
+        "--quick", action="store_true", help="fewer samples: about 2 minutes instead of 7"
     )
     p.add_argument(
         "--profile",
@@ -58,9 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--topology",
         choices=sorted(TOPOLOGIES),
-        default="standalone",
-        help="the MongoDB stand-in's shape: one plaintext server, or a 3-member replica set "
-        "over TLS as on Atlas (default: standalone)",
+        help="measure one MongoDB stand-in shape only: one plaintext server, or a 3-member "
+        "replica set over TLS as on Atlas (default: both, side by side)",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write the tables as markdown")
@@ -69,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     p.add_argument("--cache-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--rotation-seconds", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--rotation-workers", type=int, help=argparse.SUPPRESS)
     p.add_argument("--only", choices=list(ENVIRONMENTS), action="append", help=argparse.SUPPRESS)
 
 
@@ -82,8 +80,14 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "aiobotocore": version("aiobotocore"),
         "profile": args.profile,
         "quick": bool(args.quick),
-        "topology": args.topology,
+        # The topology of the top-level figures; "topologies" in the JSON has every one.
+        "topology": _topologies(args)[0],
     }
+
+
+def _topologies(args: argparse.Namespace) -> list[str]:
+    """The topologies this run measures, in order: the one asked for, or all of them."""
+    return [args.topology] if args.topology else list(TOPOLOGIES)
 
 
 class Progress:
@@ -130,25 +134,27 @@ class Progress:
 
 
 async def _environment(
-    env: str, emulator: Any, setup: Any, samples: int, progress: Progress
+    env: str, emulator: Any, setup: Any, samples: int, progress: Progress, where: str, fetch: bool
 ) -> Any:
+    """One environment on one topology; the credential fetch too when ``fetch``."""
     from pool.cli.bench.fetch import bench_fetch
     from pool.cli.bench.handshake import bench_handshake
     from pool.cli.bench.report import EnvResult
     from pool.cli.bench.stats import Ticker, ratio
 
     result = EnvResult()
-    label = ENVIRONMENTS[env]
-    advance, done = progress.phase(f"{label}: credential fetch", samples)
-    try:
-        async with Ticker() as ticker:
-            result.fetch = await bench_fetch(env, setup, samples, ticker, advance)
-        r = ratio(result.fetch.aiobotocore.summary() if result.fetch.aiobotocore else None,
-                  result.fetch.pool.summary(), "p50")  # fmt: skip
-        done("" if r is None else f"{r:.1f}× vs aiobotocore (p50)")
-    except Exception as exc:  # reported in the tables, never hidden; other environments go on
-        result.error = "fetch: " + describe(exc)
-        done("[red]failed")
+    label = where + ENVIRONMENTS[env]
+    if fetch:
+        advance, done = progress.phase(f"{label}: credential fetch", samples)
+        try:
+            async with Ticker() as ticker:
+                result.fetch = await bench_fetch(env, setup, samples, ticker, advance)
+            r = ratio(result.fetch.aiobotocore.summary() if result.fetch.aiobotocore else None,
+                      result.fetch.pool.summary(), "p50")  # fmt: skip
+            done("" if r is None else f"{r:.1f}× vs aiobotocore (p50)")
+        except Exception as exc:  # reported in the tables, never hidden; other environments go on
+            result.error = "fetch: " + describe(exc)
+            done("[red]failed")
     advance, done = progress.phase(f"{label}: handshake + loop stall", samples)
     try:
         async with Ticker() as ticker:
@@ -164,33 +170,78 @@ async def _environment(
     return result
 
 
-async def _rotation(args: argparse.Namespace, results: Any, progress: Progress) -> None:
+async def _rotation(
+    args: argparse.Namespace, name: str, topology: Any, progress: Progress, where: str
+) -> None:
     from pool.cli.bench.rotation import bench_rotation
 
-    _, done = progress.phase("rotation under load (both drivers)", 1)
+    _, done = progress.phase(f"{where}rotation under load (both drivers)", 1)
     try:
-        results.rotation, results.rotation_note = await bench_rotation(
-            quick=bool(args.quick), seconds=args.rotation_seconds, **TOPOLOGIES[args.topology]
+        topology.rotation, topology.rotation_note = await bench_rotation(
+            quick=bool(args.quick),
+            seconds=args.rotation_seconds,
+            workers=args.rotation_workers,
+            **TOPOLOGIES[name],
         )
         done("")
     except Exception as exc:  # shown in the table and the exit status
-        results.rotation_error = "rotation: " + describe(exc)
-        results.rotation_note = results.rotation_error
+        topology.rotation_error = "rotation: " + describe(exc)
+        topology.rotation_note = topology.rotation_error
         done("[red]failed")
+
+
+async def _topology(
+    args: argparse.Namespace, name: str, results: Any, progress: Progress, samples: int
+) -> None:
+    """Every environment's handshakes on one topology's stand-ins (and the fetch on the first)."""
+    from pool.cli.bench.setup import BenchSetup
+    from pool.standins.process import EmulatorProcess
+
+    profile, topology = results.profile, results.topologies[name]
+    first = topology is results.primary
+    where = _where(results, name)
+    _, done = progress.phase(f"{where}starting the stand-ins", 1)
+    async with EmulatorProcess(command_delay=profile.command_delay, faults=list(profile.faults),
+                               **TOPOLOGIES[name]) as emulator:  # fmt: skip
+        done("")
+        async with BenchSetup(emulator.info) as setup:
+            for env in dict.fromkeys(args.only or ENVIRONMENTS):
+                topology.envs[env] = await _environment(
+                    env, emulator, setup, samples, progress, where, fetch=first
+                )
+    topology.mongodb = _served(emulator, topology)
+
+
+def _where(results: Any, name: str) -> str:
+    """The progress lines' prefix: the topology, when the run measures several."""
+    return f"{TOPOLOGY_LABELS[name]} · " if len(results.topologies) > 1 else ""
+
+
+def _served(emulator: Any, topology: Any) -> dict[str, Any]:
+    """What the stand-in was, what the clients found, and what the server counted serving them."""
+    counts = emulator.stats.get("mongo", {})
+    kinds = {r.handshake.topology_type for r in topology.envs.values() if r.handshake}
+    return {
+        "members": len(emulator.info["mongodb_members"]),
+        "tls": emulator.info["tls_ca_file"] is not None,
+        "topology_type": kinds.pop() if len(kinds) == 1 else None,
+        "connections": counts.get("connections_opened"),
+        "authentications": counts.get("auth_successes"),
+        "tls_handshakes": counts.get("tls_handshakes"),
+    }
 
 
 async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -> None:
     """Run every measurement into ``results``, in an order that keeps them apart."""
     from pool.cli.bench.hot_path import bench_hot_path
-    from pool.cli.bench.setup import BenchSetup
-    from pool.standins.process import EmulatorProcess
 
     preset = QUICK if args.quick else FULL
     samples = args.samples or int(preset["samples"] or 0)
-    profile = results.profile
+    names = list(results.topologies)
     progress.console.print(
-        f"python -m pool bench: profile '{profile.name}', {samples} samples per contender "
-        f"and environment; stand-ins in a child process",
+        f"python -m pool bench: profile '{results.profile.name}', {samples} samples per "
+        f"contender and environment on {' and '.join(TOPOLOGY_LABELS[n] for n in names)}; "
+        "stand-ins in a child process",
         highlight=False,
     )
     # First, while nothing else runs: the hot path is nanoseconds.
@@ -200,15 +251,11 @@ async def _measure(args: argparse.Namespace, results: Any, progress: Progress) -
     await _lease(args, results, progress, int(preset["cache_batches"] or 0))
     # From here on every pool reports to an SDK: its scrape is written next to the JSON.
     metrics = _metrics_endpoint()
-    _, done = progress.phase("starting the stand-ins", 1)
-    async with EmulatorProcess(command_delay=profile.command_delay, faults=list(profile.faults),
-                               **TOPOLOGIES[args.topology]) as emulator:  # fmt: skip
-        done("")
-        async with BenchSetup(emulator.info) as setup:
-            for env in dict.fromkeys(args.only or ENVIRONMENTS):
-                results.envs[env] = await _environment(env, emulator, setup, samples, progress)
+    for name in names:
+        await _topology(args, name, results, progress, samples)
     # Last: it starts its own stand-ins and loads both CPUs.
-    await _rotation(args, results, progress)
+    for name in names:
+        await _rotation(args, name, results.topologies[name], progress, _where(results, name))
     if metrics is not None:
         results.metrics_text = metrics.scrape().decode()
         metrics.close()
@@ -246,9 +293,13 @@ def _metrics_endpoint() -> Any:
 async def _bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pool.cli.bench.report import BenchResults, markdown, rich_tables, to_json
+    from pool.cli.bench.report import BenchResults, TopologyResult, markdown, rich_tables, to_json
 
-    results = BenchResults(meta=_meta(args), profile=PROFILES[args.profile])
+    results = BenchResults(
+        meta=_meta(args),
+        profile=PROFILES[args.profile],
+        topologies={name: TopologyResult() for name in _topologies(args)},
+    )
     started = time.monotonic()
     with Progress() as progress:
         await _measure(args, results, progress)
@@ -281,7 +332,7 @@ async def _write_outputs(
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("samples", "cache_batches", "rotation_seconds"):
+    for name in ("samples", "cache_batches", "rotation_seconds", "rotation_workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             print(f"error: --{name.replace('_', '-')} must be positive", file=sys.stderr)

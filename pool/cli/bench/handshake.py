@@ -45,10 +45,12 @@ class HandshakeResult:
     pymongo_builtin: Recorder = field(default_factory=ms_recorder)
     pool_stall: Recorder = field(default_factory=ms_recorder)
     pymongo_builtin_stall: Recorder = field(default_factory=ms_recorder)
+    #: What the clients discovered (``"Single"``, ``"ReplicaSetWithPrimary"``...).
+    topology_type: str | None = None
 
 
-async def _timed(ticker: Ticker, make_client: Callable[[], Any]) -> tuple[float, float]:
-    """(handshake ms, longest loop gap ms) of one new client; closes it afterwards."""
+async def _timed(ticker: Ticker, make_client: Callable[[], Any]) -> tuple[float, float, str]:
+    """(handshake ms, longest loop gap ms, topology type) of one new client; closes it."""
     await ticker.start_window()
     t0 = time.perf_counter()
     client = make_client()
@@ -56,9 +58,10 @@ async def _timed(ticker: Ticker, make_client: Callable[[], Any]) -> tuple[float,
         await client.admin.command("ping")
         elapsed = (time.perf_counter() - t0) * 1000
         stall = await ticker.end_window()
+        kind = str(client.topology_description.topology_type_name)
     finally:
         await client.close()
-    return elapsed, stall
+    return elapsed, stall, kind
 
 
 async def bench_handshake(
@@ -87,9 +90,9 @@ async def bench_handshake(
                 return AsyncMongoClient(builtin_uri, **_TIMEOUTS)
 
             for i in range(WARMUP + samples):
-                ours_ms, ours_stall = await _timed(ticker, ours)
+                ours_ms, ours_stall, result.topology_type = await _timed(ticker, ours)
                 set_cached_credentials(None)
-                builtin_ms, builtin_stall = await _timed(ticker, builtin)
+                builtin_ms, builtin_stall, _ = await _timed(ticker, builtin)
                 if i < WARMUP:
                     continue
                 result.pool.record(ours_ms)

@@ -3,9 +3,10 @@
 One panel per environment: for credential fetch, handshake and loop stall,
 this library's distribution beside the alternative's, as horizontal box
 plots on a log scale (box p25–p75, line at the median, whiskers p1–p99, a
-dot at the maximum), with the ratio (p50; p99 for the stall) beside each pair. A last
-row shows the cache hot path and rotation under load. matplotlib's Agg
-backend: no display needed.
+dot at the maximum), with the ratio (p50; p99 for the stall) beside each pair;
+the handshake and stall again for each further topology (replica set over
+TLS). A last row shows the cache hot path and rotation under load, per
+topology. matplotlib's Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pool.cli.bench.report import CACHE_KEYS, CACHE_LABELS, DRIVERS, BenchResults, fmt_ratio
-from pool.cli.bench.setup import ENVIRONMENTS
+from pool.cli.bench.setup import ENVIRONMENTS, TOPOLOGY_LABELS
 from pool.cli.bench.stats import Recorder, Stat, ratio
 
 __all__ = ["write_plot"]
@@ -31,6 +32,25 @@ _ROWS = (
 )
 
 
+def _rows(results: BenchResults, env: str) -> list[tuple[str, Any, Any, str]]:
+    """(label, ours, theirs, their label) of one environment's panel, topology by topology.
+
+    The fetch does not touch MongoDB: only the first topology has it.
+    """
+    rows = []
+    multi = len(results.topologies) > 1
+    for i, (name, topology) in enumerate(results.topologies.items()):
+        res = topology.envs.get(env)
+        for label, group, ours_attr, theirs_attr, their_label in _ROWS[(1 if i else 0) :]:
+            holder = getattr(res, group) if res is not None else None
+            ours = getattr(holder, ours_attr) if holder else None
+            theirs = getattr(holder, theirs_attr) if holder else None
+            if multi and group == "handshake":
+                label += "\n" + TOPOLOGY_LABELS[name]
+            rows.append((label, ours, theirs, their_label))
+    return rows
+
+
 def write_plot(results: BenchResults, path: Path) -> None:
     """Render ``results`` to a PNG at ``path`` (blocking: call it in a thread)."""
     # The object API, not pyplot: no global state, no GUI backend, safe in a worker thread.
@@ -40,7 +60,8 @@ def write_plot(results: BenchResults, path: Path) -> None:
     envs = list(results.envs)
     cols = 3
     env_rows = max(1, -(-len(envs) // cols))
-    fig = Figure(figsize=(16, 4.2 * env_rows + 4.4), layout="constrained")
+    panel = 1.4 * (len(_ROWS) + (len(_ROWS) - 1) * (len(results.topologies) - 1))
+    fig = Figure(figsize=(16, panel * env_rows + 4.4), layout="constrained")
     grid = fig.add_gridspec(env_rows + 1, cols, height_ratios=[1.0] * env_rows + [0.85])
     for i, env in enumerate(envs):
         _env_panel(fig.add_subplot(grid[i // cols, i % cols]), results, env)
@@ -81,10 +102,8 @@ def _env_panel(ax: Any, results: BenchResults, env: str) -> None:
     res = results.envs[env]
     ticks: list[float] = []
     highest = 0.0
-    for row, (name, group, ours_attr, theirs_attr, their_label) in enumerate(_ROWS):
-        holder = getattr(res, group)
-        ours = getattr(holder, ours_attr) if holder else None
-        theirs = getattr(holder, theirs_attr) if holder else None
+    rows = _rows(results, env)
+    for row, (name, ours, theirs, their_label) in enumerate(rows):
         top = row * 2.6
         ticks.append(top + 0.5)
         for y, rec, color in ((top, ours, OURS), (top + 1, theirs, THEIRS)):
@@ -97,13 +116,13 @@ def _env_panel(ax: Any, results: BenchResults, env: str) -> None:
                     color="grey", style="italic", transform=ax.get_yaxis_transform(),
                 )  # fmt: skip
         if ours is not None and theirs is not None and ours.n and theirs.n:
-            stat: Stat = "p99" if name == "loop stall" else "p50"
+            stat: Stat = "p99" if name.startswith("loop stall") else "p50"
             r = ratio(theirs.summary(), ours.summary(), stat)
             ax.text(0.985, top + 0.5, f"{fmt_ratio(r)} {stat}", ha="right", va="center",
                     fontsize=10, fontweight="bold", color=OURS,
                     transform=ax.get_yaxis_transform())  # fmt: skip
-    ax.set_yticks(ticks, [row[0] for row in _ROWS], fontsize=9)
-    ax.set_ylim(len(_ROWS) * 2.6 - 1.0, -0.8)
+    ax.set_yticks(ticks, [row[0] for row in rows], fontsize=8)
+    ax.set_ylim(len(rows) * 2.6 - 1.0, -0.8)
     ax.set_xscale("log")
     if highest > 0:
         left, _ = ax.get_xlim()
@@ -134,22 +153,26 @@ def _cache_panel(ax: Any, results: BenchResults) -> None:
 def _rotation_panel(ax: Any, results: BenchResults) -> None:
     ax.set_title("Rotation under load: p99 operation latency, steady (light) and around "
                  "rotations (dark)", fontsize=11, loc="left", fontweight="bold")  # fmt: skip
-    if not any(r for modes in results.rotation.values() for r in modes.values()):
-        ax.text(0.5, 0.5, results.rotation_note or "not measured", ha="center", va="center",
+    runs = [(name, driver, t.rotation.get(driver, {}))
+            for name, t in results.topologies.items() for driver in DRIVERS]  # fmt: skip
+    if not any(r for _, _, modes in runs for r in modes.values()):
+        note = results.primary.rotation_note
+        ax.text(0.5, 0.5, note or "not measured", ha="center", va="center",
                 fontsize=10, color="grey", wrap=True, transform=ax.transAxes)  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         return
     x, ticks, labels = 0.0, [], []
-    for driver in DRIVERS:
-        modes = results.rotation.get(driver, {})
+    multi = len(results.topologies) > 1
+    for name, driver, modes in runs:
         for mode in ("warmed", "naive"):
             r = modes.get(mode)
             color = OURS if mode == "warmed" else THEIRS
             ticks.append(x)
-            labels.append(
-                f"{driver}\n{'warmed swap (this library)' if mode == 'warmed' else 'naive'}"
-            )
+            # Several topologies: eight bars, so the short names (the legend says who is who).
+            what = ("warmed swap" if multi else "warmed swap (this library)", "naive")
+            labels.append((f"{name}\n" if multi else "")
+                          + f"{driver}\n{what[0] if mode == 'warmed' else what[1]}")  # fmt: skip
             if r is None:
                 ax.text(x, 0, "not measured", ha="center", va="bottom", fontsize=8, color="grey")
             else:

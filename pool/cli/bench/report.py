@@ -15,10 +15,10 @@ from pool.cli.bench.fetch import FetchResult
 from pool.cli.bench.handshake import HandshakeResult
 from pool.cli.bench.lease import LEASE_KEYS
 from pool.cli.bench.report_telemetry import lease_markdown, lease_tables
-from pool.cli.bench.setup import ENVIRONMENTS, Profile
+from pool.cli.bench.setup import ENVIRONMENTS, TOPOLOGY_LABELS, Profile
 from pool.cli.bench.stats import Percentiles, Recorder, Stat, ratio
 
-__all__ = ["BenchResults", "EnvResult", "markdown", "rich_tables", "to_json"]
+__all__ = ["BenchResults", "EnvResult", "TopologyResult", "markdown", "rich_tables", "to_json"]
 
 DRIVERS = ("motor", "pymongo")
 MODES = ("warmed", "naive")
@@ -40,15 +40,38 @@ class EnvResult:
 
 
 @dataclass
-class BenchResults:
-    """Everything one run measured, plus what is needed to describe it."""
+class TopologyResult:
+    """What one MongoDB topology measured: handshakes per environment, rotation.
 
-    meta: dict[str, Any]
-    profile: Profile
+    ``mongodb`` is what the stand-in was and what it served: ``members``,
+    ``tls``, the ``topology_type`` the clients discovered, and the server's
+    own counts (``connections``, ``authentications``, ``tls_handshakes``).
+    """
+
     envs: dict[str, EnvResult] = field(default_factory=dict)
     rotation: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
     rotation_note: str | None = None
     rotation_error: str | None = None
+    mongodb: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.rotation_error) or any(r.error for r in self.envs.values())
+
+
+@dataclass
+class BenchResults:
+    """Everything one run measured, plus what is needed to describe it.
+
+    ``topologies`` holds every topology measured, in run order; the first is
+    the primary one: its environments carry the credential fetch too (which
+    never touches MongoDB, so it is measured once), and the JSON's top-level
+    ``environments`` and ``rotation`` are its figures.
+    """
+
+    meta: dict[str, Any]
+    profile: Profile
+    topologies: dict[str, TopologyResult] = field(default_factory=dict)
     cache: dict[str, Recorder] = field(default_factory=dict)
     lease: dict[str, Recorder] = field(default_factory=dict)
     lease_overheads: dict[str, Any] = field(default_factory=dict)
@@ -57,8 +80,20 @@ class BenchResults:
     elapsed_s: float = 0.0
 
     @property
+    def primary(self) -> TopologyResult:
+        return next(iter(self.topologies.values()))
+
+    @property
+    def envs(self) -> dict[str, EnvResult]:
+        return self.primary.envs
+
+    @property
+    def rotation(self) -> dict[str, dict[str, dict[str, Any] | None]]:
+        return self.primary.rotation
+
+    @property
     def failed(self) -> bool:
-        return bool(self.rotation_error) or any(r.error for r in self.envs.values())
+        return any(t.failed for t in self.topologies.values())
 
 
 def _summary(rec: Recorder | None) -> Percentiles | None:
@@ -90,19 +125,42 @@ def series(res: EnvResult) -> dict[str, dict[str, Percentiles | None]]:
 
 
 JSON_METRICS = ("fetch_ms", "handshake_ms", "loop_stall_ms")
+#: What depends on the MongoDB topology (the fetch does not).
+TOPOLOGY_METRICS = ("handshake_ms", "loop_stall_ms")
+
+
+def _environments(topology: TopologyResult, metrics: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        env: {k: v for k, v in series(res).items() if k in metrics}
+        for env, res in topology.envs.items()
+    }
+
+
+def _rotation_json(topology: TopologyResult) -> dict[str, Any]:
+    return {
+        driver: {mode: topology.rotation.get(driver, {}).get(mode) for mode in MODES}
+        for driver in DRIVERS
+    }
 
 
 def to_json(results: BenchResults) -> dict[str, Any]:
-    """Exactly the shape documented in the README (and issue 5); null where n/a."""
+    """Exactly the shape documented in the README (and issue 5); null where n/a.
+
+    The top-level ``environments`` and ``rotation`` are the primary
+    topology's (``meta.topology``), as before topologies existed;
+    ``topologies`` gives every topology measured side by side.
+    """
     return {
         "meta": dict(results.meta),
-        "environments": {
-            env: {k: v for k, v in series(res).items() if k in JSON_METRICS}
-            for env, res in results.envs.items()
-        },
-        "rotation": {
-            driver: {mode: results.rotation.get(driver, {}).get(mode) for mode in MODES}
-            for driver in DRIVERS
+        "environments": _environments(results.primary, JSON_METRICS),
+        "rotation": _rotation_json(results.primary),
+        "topologies": {
+            name: {
+                "mongodb": dict(t.mongodb),
+                "environments": _environments(t, TOPOLOGY_METRICS),
+                "rotation": _rotation_json(t),
+            }
+            for name, t in results.topologies.items()
         },
         "cache_get_ns": {key: _summary(results.cache.get(key)) for key in CACHE_KEYS},
         "lease_ns": {key: _summary(results.lease.get(key)) for key in LEASE_KEYS},
@@ -134,10 +192,21 @@ def _num(p: Percentiles | None, key: Stat, digits: int = 2) -> str:
     return "—" if p is None else f"{p[key]:,.{digits}f}"
 
 
-def _metric_rows(results: BenchResults, metric: str) -> Iterator[tuple[str, Any, Any]]:
-    for env, res in results.envs.items():
-        data = series(res)[metric]
-        yield env, data, res.error
+def _side_by_side(results: BenchResults, metric: str) -> bool:
+    """Whether ``metric``'s tables show a topology column (it depends on it, and several ran)."""
+    return metric in TOPOLOGY_METRICS and len(results.topologies) > 1
+
+
+def _metric_rows(results: BenchResults, metric: str) -> Iterator[tuple[list[str], Any, Any]]:
+    """``(first cells, series, error)``: per environment, each topology beside the other."""
+    multi = _side_by_side(results, metric)
+    topologies = list(results.topologies.items())[: None if multi else 1]
+    for env in results.envs:
+        for name, topology in topologies:
+            res = topology.envs.get(env)
+            if res is not None:
+                where = [ENVIRONMENTS[env]] + ([TOPOLOGY_LABELS[name]] if multi else [])
+                yield where, series(res)[metric], res.error
 
 
 def markdown(results: BenchResults) -> str:
@@ -158,20 +227,22 @@ def markdown(results: BenchResults) -> str:
         out += [f"| {a} | {b} | {c} |" for a, b, c in results.profile.figures]
         out.append("")
     for metric, title, ours, theirs, label, stats in METRICS:
+        topo = (" topology |", "---|") if _side_by_side(results, metric) else ("", "")
         out += [f"## {title}", ""]
-        out += ["| environment | who | p50 | p95 | p99 | max | n | "
-                f"ratio {stats[0]} | ratio {stats[1]} |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for env, data, error in _metric_rows(results, metric):
+        out += [f"| environment |{topo[0]} who | p50 | p95 | p99 | max | "
+                f"n | ratio {stats[0]} | ratio {stats[1]} |",
+                f"|---|{topo[1]}---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for where, data, error in _metric_rows(results, metric):
             a, b = data[ours], data[theirs]
             r0, r1 = fmt_ratio(ratio(b, a, stats[0])), fmt_ratio(ratio(b, a, stats[1]))
+            first = " | ".join(where)
             for who, p, extra in (("this library", a, f" {r0} | {r1} |"),
                                   (label, b, " | |")):  # fmt: skip
                 cells = " | ".join(_num(p, k) for k in ("p50", "p95", "p99", "max"))
                 n = "—" if p is None else str(p["n"])
-                out.append(f"| {ENVIRONMENTS[env]} | {who} | {cells} | {n} |{extra}")
+                out.append(f"| {first} | {who} | {cells} | {n} |{extra}")
             if error:
-                out.append(f"| {ENVIRONMENTS[env]} | **error** | {error} | | | | | | |")
+                out.append(f"| {first} | **error** | {error} | | | | | | |")
         out.append("")
     out += _rotation_markdown(results)
     out += ["## Cache hot path (ns per call, mean over batches of 1,000 calls)", ""]
@@ -188,20 +259,41 @@ def markdown(results: BenchResults) -> str:
     return "\n".join(out)
 
 
+def _rotation_runs(results: BenchResults) -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """``(first cells, {mode: R | None})`` per topology (a column when several) and driver."""
+    multi = len(results.topologies) > 1
+    for name, topology in results.topologies.items():
+        for driver in DRIVERS:
+            where = ([TOPOLOGY_LABELS[name]] if multi else []) + [driver]
+            yield where, topology.rotation.get(driver, {})
+
+
+def _rotation_notes(results: BenchResults) -> list[str]:
+    multi = len(results.topologies) > 1
+    return [
+        (f"{TOPOLOGY_LABELS[name]}: " if multi else "") + t.rotation_note
+        for name, t in results.topologies.items()
+        if t.rotation_note
+    ]
+
+
 def _rotation_markdown(results: BenchResults) -> list[str]:
     out = ["## Rotation under load", ""]
-    if results.rotation_note:
-        out += [results.rotation_note, ""]
-    out += ["| driver | mode | ops | failed | lost | rotations | p99 steady (ms) | "
-            "p99 at rotation (ms) |", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for driver in DRIVERS:
+    for note in _rotation_notes(results):
+        out += [note, ""]
+    multi = len(results.topologies) > 1
+    out += [f"|{' topology |' if multi else ''} driver | mode | ops | failed | lost | rotations | "
+            "p99 steady (ms) | p99 at rotation (ms) |",
+            f"|{'---|' if multi else ''}---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for where, modes in _rotation_runs(results):
+        first = " | ".join(where)
         for mode in MODES:
-            r = results.rotation.get(driver, {}).get(mode)
+            r = modes.get(mode)
             if r is None:
-                out.append(f"| {driver} | {mode} | — | — | — | — | — | — |")
+                out.append(f"| {first} | {mode} | — | — | — | — | — | — |")
                 continue
             out.append(
-                f"| {driver} | {mode} | {r['ops']:,} | {r['failed']:,} | {r['lost']:,} | "
+                f"| {first} | {mode} | {r['ops']:,} | {r['failed']:,} | {r['lost']:,} | "
                 f"{r['rotations']} | {r['p99_steady_ms']:.2f} | {r['p99_rotation_ms']:.2f} |"
             )
     out.append("")
@@ -216,18 +308,20 @@ def rich_tables(results: BenchResults) -> list[Any]:
     for metric, title, ours, theirs, label, stats in METRICS:
         t = Table(title=title, title_justify="left")
         t.add_column("environment")
+        if _side_by_side(results, metric):
+            t.add_column("topology")
         for who in ("this library", label):
             for s in stats:
                 t.add_column(f"{who} {s}", justify="right")
         for s in stats:
             t.add_column(f"ratio {s}", justify="right", style="bold green")
-        for env, data, error in _metric_rows(results, metric):
+        for where, data, error in _metric_rows(results, metric):
             a, b = data[ours], data[theirs]
             if error and a is None:
-                t.add_row(ENVIRONMENTS[env], f"[red]error: {error}")
+                t.add_row(*where, f"[red]error: {error}")
                 continue
             t.add_row(
-                ENVIRONMENTS[env],
+                *where,
                 *(_num(a, s) for s in stats),
                 *(_num(b, s) for s in stats),
                 *(fmt_ratio(ratio(b, a, s)) for s in stats),
@@ -243,24 +337,25 @@ def _rotation_table(results: BenchResults) -> Any:
     from rich.table import Table
 
     t = Table(title="Rotation under load: warmed swap vs naive", title_justify="left")
+    if len(results.topologies) > 1:
+        t.add_column("topology")
     for col in ("driver", "mode", "ops", "failed", "lost", "rotations", "p99 steady ms",
                 "p99 rotation ms", "naive ÷ warmed p99 rotation"):  # fmt: skip
         t.add_column(col, justify="left" if col in ("driver", "mode") else "right")
-    for driver in DRIVERS:
-        modes = results.rotation.get(driver, {})
+    for where, modes in _rotation_runs(results):
         warmed, naive = modes.get("warmed"), modes.get("naive")
         for mode, r in (("warmed", warmed), ("naive", naive)):
             if r is None:
-                t.add_row(driver, mode, *(["—"] * 7))
+                t.add_row(*where, mode, *(["—"] * 7))
                 continue
             claim = ""
             if mode == "warmed" and naive is not None and r["p99_rotation_ms"] > 0:
                 claim = f"[bold green]{naive['p99_rotation_ms'] / r['p99_rotation_ms']:,.1f}×"
-            t.add_row(driver, mode, f"{r['ops']:,}", str(r["failed"]), str(r["lost"]),
+            t.add_row(*where, mode, f"{r['ops']:,}", str(r["failed"]), str(r["lost"]),
                       str(r["rotations"]), f"{r['p99_steady_ms']:.2f}",
                       f"{r['p99_rotation_ms']:.2f}", claim)  # fmt: skip
-    if results.rotation_note:
-        t.caption = results.rotation_note
+    if notes := _rotation_notes(results):
+        t.caption = "\n".join(notes)
     return t
 
 

@@ -58,6 +58,11 @@ class Settings:
     think: float = 0.1
     window: float = 1.0
     warm_connections: int = 0  # 0: as many as workers
+    #: The warmed swap's ``warm_spread``. 0, not the pool's 5 s default: credentials
+    #: rotate every ``rotate_every`` (2 s) here, and a paced warm-up (meant for fleets)
+    #: would not fit between rotations; the figures are the swap's, as measured before
+    #: pacing existed. ``python benchmarks/bench_rotation.py --warm-spread 5`` paces it.
+    warm_spread: float = 0.0
     #: The MongoDB topology: members of a replica set (0: standalone), and TLS.
     replica_set: int = 0
     tls: bool = False
@@ -231,6 +236,7 @@ async def _run_warmed(uri: str, driver: str, source: Any, settings: Settings, re
             credentials=cache,
             driver=driver,
             warm_connections=settings.warm_connections or settings.workers,
+            warm_spread=settings.warm_spread,
             **_OPTIONS,
         ) as cp,
     ):
@@ -315,18 +321,27 @@ def _shape(figures: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def bench_rotation(
-    *, quick: bool, seconds: float | None = None, replica_set: int = 0, tls: bool = False
+    *,
+    quick: bool,
+    seconds: float | None = None,
+    workers: int | None = None,
+    replica_set: int = 0,
+    tls: bool = False,
 ) -> tuple[Figures, str | None]:
     """``({driver: {mode: R | None}}, note)``; the note explains anything not measured.
 
     ``seconds`` is the length of each of the four runs (default 8 with
     ``quick``, else 20); credentials rotate every ``min(2, seconds / 3)`` s.
-    Starts its own stand-ins (``python -m pool emulate``).
+    ``workers`` defaults to :class:`Settings`' (the tests use fewer: each
+    warm-up opens that many connections). Starts its own stand-ins
+    (``python -m pool emulate``).
     """
     length = seconds or (QUICK_SECONDS if quick else FULL_SECONDS)
     settings = Settings(
         seconds=length, rotate_every=min(2.0, length / 3), replica_set=replica_set, tls=tls
     )
+    if workers is not None:
+        settings.workers = workers
     raw = await run_benchmark(BENCH_DRIVERS, MODES, settings)
     shaped: Figures = {d: {m: _shape(raw.get(d, {}).get(m)) for m in MODES} for d in BENCH_DRIVERS}
     return shaped, (

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENVIRONMENTS", "PROFILES", "BenchSetup", "Profile"]
+__all__ = ["ENVIRONMENTS", "PROFILES", "TOPOLOGIES", "TOPOLOGY_LABELS", "BenchSetup", "Profile"]
 
 ENVIRONMENTS: dict[str, str] = {
     "lambda": "AWS Lambda (env vars)",
@@ -31,6 +31,18 @@ ENVIRONMENTS: dict[str, str] = {
     # AWS_PROFILE on a developer's machine. The bench uses the credential_process
     # profile (botocore and PyMongo's lookup can run it too); the demo the SSO one.
     "laptop": "Developer laptop (AWS_PROFILE)",
+}
+
+#: ``--topology``: the emulator's MongoDB options (what Atlas users compare with: TLS, a set).
+#: A run without the flag measures every one, in this order; the first is the one
+#: the JSON's top-level figures describe.
+TOPOLOGIES: dict[str, dict[str, Any]] = {
+    "standalone": {},
+    "replica-set-tls": {"replica_set": 3, "tls": True},
+}
+TOPOLOGY_LABELS: dict[str, str] = {
+    "standalone": "standalone, plaintext",
+    "replica-set-tls": "replica set (3) over TLS",
 }
 
 #: The aiobotocore provider a default ``AioSession`` picks in each environment.

@@ -208,6 +208,7 @@ class MongoCluster(AsyncResource):
             total.sts_calls += s.sts_calls
             total.protocol_errors += s.protocol_errors
             total.tls_failures += s.tls_failures
+            total.tls_handshakes += s.tls_handshakes
             total.awaited_hellos += s.awaited_hellos
             total.faults_fired.update(s.faults_fired)
         total.rates = RateCounters.merged(s.rates for s in self.stats_by_member)

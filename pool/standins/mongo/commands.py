@@ -90,6 +90,8 @@ class MongoStats:
     sts_calls: int = 0
     protocol_errors: int = 0
     tls_failures: int = 0
+    #: Connections whose TLS handshake completed (0 on a plaintext listener).
+    tls_handshakes: int = 0
     #: Awaitable hellos received (each opens a stream: PyMongo's streaming monitor).
     awaited_hellos: int = 0
     faults_fired: Counter[str] = field(default_factory=Counter)
@@ -109,6 +111,7 @@ class MongoStats:
             "sts_calls": self.sts_calls,
             "protocol_errors": self.protocol_errors,
             "tls_failures": self.tls_failures,
+            "tls_handshakes": self.tls_handshakes,
             "awaited_hellos": self.awaited_hellos,
             "faults_fired": dict(self.faults_fired),
             "per_second": self.rates.snapshot(),

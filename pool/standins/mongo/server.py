@@ -318,6 +318,7 @@ class MongoStandIn(AsyncResource):
             # protocol._replace_writer() fails on it.
             failure = "ConnectionLost"
         if failure is None:
+            self.stats.tls_handshakes += 1
             return True
         restore_transport(writer, plain)
         self.stats.tls_failures += 1
