@@ -22,7 +22,7 @@ from pool.standins.authority import IssuedCredentials
 from pool.standins.mongo.cluster import MongoCluster
 from tests.standins.mongo_fixtures import aws_options
 
-__all__ = ["DRIVERS", "cluster_client", "eventually"]
+__all__ = ["DRIVERS", "cluster_client", "emulator_client_options", "eventually"]
 
 FAST = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
 
@@ -77,3 +77,17 @@ async def eventually(
             return
         await asyncio.sleep(0.025)
     raise AssertionError("condition never became true")
+
+
+def emulator_client_options(em: Any, **extra: Any) -> dict[str, Any]:
+    """Explicit MONGODB-AWS keyword options for a driver client on ``em`` (an Emulator),
+    with the Lambda environment's credentials; ``extra`` adds driver options."""
+    env = em.env_for("lambda")
+    return {
+        "username": env["AWS_ACCESS_KEY_ID"],
+        "password": env["AWS_SECRET_ACCESS_KEY"],
+        "authMechanism": "MONGODB-AWS",
+        "authMechanismProperties": {"AWS_SESSION_TOKEN": env["AWS_SESSION_TOKEN"]},
+        "serverSelectionTimeoutMS": 10_000,
+        **extra,
+    }

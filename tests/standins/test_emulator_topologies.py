@@ -14,18 +14,8 @@ from pymongo import AsyncMongoClient, MongoClient
 from pool.errors import ConfigurationError
 from pool.standins.emulator import SRV_ZONE, Emulator
 from pool.standins.process import EmulatorProcess
+from tests.standins.cluster_fixtures import emulator_client_options
 from tests.standins.net_guard import *  # noqa: F403
-
-
-def _creds_options(em: Emulator) -> dict[str, Any]:
-    env = em.env_for("lambda")
-    return {
-        "username": env["AWS_ACCESS_KEY_ID"],
-        "password": env["AWS_SECRET_ACCESS_KEY"],
-        "authMechanism": "MONGODB-AWS",
-        "authMechanismProperties": {"AWS_SESSION_TOKEN": env["AWS_SESSION_TOKEN"]},
-        "serverSelectionTimeoutMS": 10_000,
-    }
 
 
 @pytest.mark.parametrize(
@@ -51,7 +41,7 @@ async def test_emulator_uri_connects_for_each_topology(
         assert (summary["tls_ca_file"] is not None) == bool(options.get("tls"))
         assert "mongodb_srv_uri" not in summary
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            em.mongodb_uri, **_creds_options(em)
+            em.mongodb_uri, **emulator_client_options(em)
         )
         try:
             assert (await client.admin.command("ping"))["ok"] == 1.0
@@ -79,7 +69,7 @@ async def test_emulator_srv_uri_resolves_in_process(
         )
         with em.srv_resolution():
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                em.mongodb_srv_uri, **_creds_options(em)
+                em.mongodb_srv_uri, **emulator_client_options(em)
             )
             try:
                 await client.db.t.insert_one({"_id": 1})

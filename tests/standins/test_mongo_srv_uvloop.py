@@ -31,6 +31,7 @@ from pool.standins.mongo.srv import (
     loopback_resolution,
 )
 from tests.fakes import SettlingLoop
+from tests.standins.cluster_fixtures import emulator_client_options
 from tests.standins.mongo_fixtures import *  # noqa: F403
 from tests.standins.net_guard import *  # noqa: F403
 from tests.standins.net_guard import NonLoopbackError
@@ -67,18 +68,6 @@ def _on_uvloop() -> bool:
     return isinstance(asyncio.get_running_loop(), uvloop.Loop)
 
 
-def _creds_options(em: Emulator) -> dict[str, Any]:
-    env = em.env_for("lambda")
-    return {
-        "username": env["AWS_ACCESS_KEY_ID"],
-        "password": env["AWS_SECRET_ACCESS_KEY"],
-        "authMechanism": "MONGODB-AWS",
-        "authMechanismProperties": {"AWS_SESSION_TOKEN": env["AWS_SESSION_TOKEN"]},
-        "serverSelectionTimeoutMS": 10_000,
-        "heartbeatFrequencyMS": 500,
-    }
-
-
 @BOTH_LOOPS
 @pytest.mark.parametrize("driver", ["pymongo", "motor"])
 async def test_emulator_replica_set_through_mongodb_srv(
@@ -89,10 +78,11 @@ async def test_emulator_replica_set_through_mongodb_srv(
     async with Emulator(replica_set=3, tls=True, srv=True) as em:
         assert em.dns is not None and em.mongodb_srv_uri is not None
         with em.srv_resolution():
+            options = emulator_client_options(em, heartbeatFrequencyMS=500)
             if driver == "pymongo":
-                client: Any = AsyncMongoClient(em.mongodb_srv_uri, **_creds_options(em))
+                client: Any = AsyncMongoClient(em.mongodb_srv_uri, **options)
             else:
-                client = AsyncIOMotorClient(em.mongodb_srv_uri, **_creds_options(em))
+                client = AsyncIOMotorClient(em.mongodb_srv_uri, **options)
             try:
                 await client.db.t.insert_one(
                     {"_id": 1, "loop": type(asyncio.get_running_loop()).__name__}
