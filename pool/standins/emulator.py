@@ -98,6 +98,10 @@ class Emulator(AsyncResource):
             throttle=throttle,
         )
         self.throttle = self.aws.throttle
+        # IAM Identity Center access tokens live an hour; with short credential lifetimes
+        # (the demo's seconds) they are shortened too, into the 15-minute refresh window,
+        # so the laptop's SSO profile refreshes its token through OIDC CreateToken.
+        self.aws.sso.token_lifetime = min(3600.0, max(120.0, 20 * lifetime))
         self.home = DeveloperHome(self.aws)
         users = {
             self.authority.default_role_arn: "app",

@@ -2,13 +2,17 @@
 
 :class:`DeveloperHome` writes, for an :class:`~pool.standins.aws.AwsStandIns`
 group: ``.aws/credentials`` with a long-term key, ``.aws/config`` with one
-profile of every kind, an SSO token cache as ``aws sso login`` leaves it, and
-the ``credential_process`` helper's token file. :meth:`DeveloperHome.env`
-gives the variables that make the AWS CLI, botocore or this library use that
-home and the stand-ins (``HOME``, ``AWS_CONFIG_FILE``,
+profile of every kind, an SSO token cache as ``aws sso login`` leaves it (for
+the ``sso-session``: the access token, the client registration and the
+refresh token, so the token can be refreshed through OIDC ``CreateToken``;
+for the legacy profile: the access token alone), and the
+``credential_process`` helper's token file. :meth:`DeveloperHome.env` gives
+the variables that make the AWS CLI, botocore or this library use that home
+and the stand-ins (``HOME``, ``AWS_CONFIG_FILE``,
 ``AWS_SHARED_CREDENTIALS_FILE``, ``AWS_ENDPOINT_URL_STS``,
-``AWS_ENDPOINT_URL_SSO``, ``AWS_EC2_METADATA_SERVICE_ENDPOINT``), so nothing
-touches the real ``~/.aws`` or the network.
+``AWS_ENDPOINT_URL_SSO``, ``AWS_ENDPOINT_URL_SSO_OIDC``,
+``AWS_EC2_METADATA_SERVICE_ENDPOINT``), so nothing touches the real
+``~/.aws`` or the network.
 
 Profiles (:data:`PROFILES`): ``static``, ``sso`` (an ``sso-session``),
 ``sso-legacy`` (``sso_start_url`` in the profile), ``process``,
@@ -26,12 +30,15 @@ import shlex
 import shutil
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 
 from pool.standins.aws import AwsStandIns
 from pool.standins.iam import aws_time, utc_datetime
+from pool.standins.sso import SsoLogin
 
 __all__ = ["PROFILES", "SSO_SESSION", "SSO_START_URL", "DeveloperHome"]
 
@@ -48,14 +55,21 @@ def _sha1(text: str) -> str:
 
 
 class DeveloperHome:
-    """A temporary home with ``~/.aws`` filled in for ``aws``; async context manager."""
+    """A temporary home with ``~/.aws`` filled in for ``aws``; async context manager.
 
-    def __init__(self, aws: AwsStandIns) -> None:
+    ``sso_token_lifetime``: the lifetime of the sso-session's access token at
+    login (default: the SSO stand-in's ``token_lifetime``, an hour); under 15
+    minutes, every fetch is in the refresh window.
+    """
+
+    def __init__(self, aws: AwsStandIns, *, sso_token_lifetime: float | None = None) -> None:
         self.aws = aws
         self.root: Path | None = None
         self.long_term_key = aws.authority.add_long_term_key("developer")
         self.sso_token = ""
         self.legacy_sso_token = ""
+        self.sso_login: SsoLogin | None = None
+        self.sso_token_lifetime = sso_token_lifetime
         acct = aws.authority.account_id
         self.chained_role_arn = f"arn:aws:iam::{acct}:role/chained-1"
         self.chained_twice_role_arn = f"arn:aws:iam::{acct}:role/chained-2"
@@ -98,6 +112,8 @@ class DeveloperHome:
             "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials_file),
             "AWS_ENDPOINT_URL_STS": self.aws.sts_url,
             "AWS_ENDPOINT_URL_SSO": self.aws.sso_url,
+            # botocore's variable for service id "SSO OIDC" (CreateToken): same stand-in.
+            "AWS_ENDPOINT_URL_SSO_OIDC": self.aws.sso_url,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.aws.imds_url + "/",
             "AWS_REGION": self.aws.region,
             "AWS_DEFAULT_REGION": self.aws.region,  # botocore's name for it
@@ -107,28 +123,56 @@ class DeveloperHome:
         return env
 
     async def login(self, *, lifetime: float = 28800.0) -> None:
-        """``aws sso login``: new tokens for both SSO profiles, written to the cache."""
-        self.sso_token = self.aws.sso.issue_token(lifetime=lifetime)
+        """``aws sso login``: new tokens for both SSO profiles, written to the cache.
+
+        ``lifetime`` is the session's (the refresh token's) and the legacy token's.
+        """
+        login = self.aws.sso.login(lifetime=lifetime, token_lifetime=self.sso_token_lifetime)
+        self.sso_login, self.sso_token = login, login.access_token
         self.legacy_sso_token = self.aws.sso.issue_token(lifetime=lifetime)
-        expires = aws_time(utc_datetime(self.aws.authority.clock() + lifetime))
-        await anyio.to_thread.run_sync(self._write_token, SSO_SESSION, self.sso_token, expires)
+        legacy_expires = utc_datetime(self.aws.authority.clock() + lifetime)
+        await anyio.to_thread.run_sync(self._write_token, SSO_SESSION, self._session_doc())
         await anyio.to_thread.run_sync(
-            self._write_token, SSO_START_URL, self.legacy_sso_token, expires
+            self._write_token, SSO_START_URL, self._doc(self.legacy_sso_token, legacy_expires)
         )
 
-    async def expire_sso_token(self) -> None:
-        """Rewrite both cached tokens as expired an hour ago (as after a day off)."""
-        past = aws_time(utc_datetime(self.aws.authority.clock() - 3600))
-        await anyio.to_thread.run_sync(self._write_token, SSO_SESSION, self.sso_token, past)
+    async def expire_sso_token(self, *, session_ended: bool = True) -> None:
+        """Rewrite both cached tokens as expired an hour ago (as after a day off).
+
+        ``session_ended``: the sessions' refresh tokens ended too (a day is longer
+        than a session), so no refresh can help; False leaves them valid.
+        """
+        if session_ended:
+            self.aws.sso.end_sessions()
+        past = utc_datetime(self.aws.authority.clock() - 3600)
+        doc = self._session_doc() | {"expiresAt": aws_time(past)}
+        await anyio.to_thread.run_sync(self._write_token, SSO_SESSION, doc)
         await anyio.to_thread.run_sync(
-            self._write_token, SSO_START_URL, self.legacy_sso_token, past
+            self._write_token, SSO_START_URL, self._doc(self.legacy_sso_token, past)
         )
 
-    def _write_token(self, key: str, token: str, expires: str) -> None:
+    def read_sso_cache(self, key: str = SSO_SESSION) -> dict[str, Any]:
+        """The cache document for ``key`` (blocking: a small local file)."""
+        doc: dict[str, Any] = json.loads(self.sso_cache_file(key).read_text("utf-8"))
+        return doc
+
+    def _doc(self, token: str, expires: datetime) -> dict[str, Any]:
+        return {"startUrl": SSO_START_URL, "region": self.aws.region, "accessToken": token,
+                "expiresAt": aws_time(expires)}  # fmt: skip
+
+    def _session_doc(self) -> dict[str, Any]:
+        """The sso-session's cache as the AWS CLI writes it: token, registration, refresh."""
+        login = self.sso_login
+        assert login is not None, "login() first"
+        doc = self._doc(login.access_token, utc_datetime(login.expires_at))
+        registration = aws_time(utc_datetime(login.registration_expires_at))
+        return doc | {"clientId": login.client_id, "clientSecret": login.client_secret,
+                      "registrationExpiresAt": registration,
+                      "refreshToken": login.refresh_token}  # fmt: skip
+
+    def _write_token(self, key: str, doc: dict[str, Any]) -> None:
         path = self.sso_cache_file(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"startUrl": SSO_START_URL, "region": self.aws.region, "accessToken": token,
-               "expiresAt": expires}  # fmt: skip
         path.write_text(json.dumps(doc), "utf-8")
         path.chmod(0o600)
 

@@ -117,12 +117,21 @@ PROFILES = ("static", "sso", "sso-legacy", "process", "chained", "chained-twice"
 
 
 async def _every_profile(aws: AwsStandIns, seen: list[Credentials]) -> list[str]:
-    """Every kind of ~/.aws profile (SSO, credential_process, chains...): returns its secrets."""
-    async with DeveloperHome(aws) as home:
+    """Every kind of ~/.aws profile (SSO, credential_process, chains...): returns its secrets.
+
+    The sso-session token has 5 minutes left, so it is refreshed (OIDC CreateToken).
+    """
+    async with DeveloperHome(aws, sso_token_lifetime=300) as home:
+        login = home.sso_login
+        assert login is not None
         for profile in PROFILES:
             async with ProfileSource(environ=home.env(profile)) as source:
                 seen.append(await source.fetch())
-        return [home.sso_token, home.legacy_sso_token, home.long_term_key.secret_access_key]
+        assert aws.sso.requests["CreateToken"] == 1
+        refreshed = home.read_sso_cache()
+        return [home.sso_token, home.legacy_sso_token, home.long_term_key.secret_access_key,
+                login.refresh_token, login.client_secret, refreshed["accessToken"],
+                refreshed["refreshToken"]]  # fmt: skip
 
 
 def _botocore_flows(aws: AwsStandIns, base: Credentials) -> list[str]:

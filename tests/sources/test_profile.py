@@ -94,13 +94,14 @@ async def test_sso_profile_trades_the_cached_token(
 
 
 async def test_expired_sso_token_says_to_log_in(home: DeveloperHome, aws: AwsStandIns) -> None:
-    """An expired cached token fails before any call, telling the user to aws sso login."""
+    """An expired token whose session ended: the refresh is refused, the error says to log in."""
     await home.expire_sso_token()
     async with _source(home, "sso") as source:
         with pytest.raises(CredentialFetchError, match="aws sso login --profile sso") as info:
             await source.fetch()
     assert info.value.retryable is False and info.value.code == "SsoTokenExpired"
     assert aws.sso.requests["GetRoleCredentials"] == 0
+    assert aws.sso.requests["CreateToken"] == 1
 
 
 async def test_revoked_sso_token_says_to_log_in(home: DeveloperHome, aws: AwsStandIns) -> None:
