@@ -130,7 +130,7 @@ def _topology_lines(summary: dict[str, Any]) -> list[str]:
 
 #: What each stand-in developer profile is (pool.standins.laptop.DeveloperHome).
 LAPTOP_TITLES = {
-    "sso": "IAM Identity Center, a token cache as `aws sso login` leaves it",
+    "sso": "IAM Identity Center, a token cache as `aws sso login` leaves it, refreshable",
     "process": "credential_process helper",
     "static": "keys in the shared credentials file",
     "chained": "role_arn + source_profile, two roles deep",

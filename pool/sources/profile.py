@@ -9,7 +9,8 @@ the AWS CLI does, in the order botocore 1.40.61's provider chain tries it:
    ``Ec2InstanceMetadata``, ``EcsContainer``): :class:`AssumeRoleSource`
    (``external_id``, ``role_session_name``, ``duration_seconds`` honoured);
 3. ``sso_session`` / legacy ``sso_start_url``: IAM Identity Center, from the
-   token ``aws sso login`` cached (:mod:`pool.sources._sso`);
+   token ``aws sso login`` cached, refreshed through SSO OIDC for an
+   ``sso_session`` (:mod:`pool.sources._sso`, :mod:`pool.sources._sso_oidc`);
 4. static ``aws_access_key_id``/``aws_secret_access_key`` (credentials file,
    then config file);
 5. ``credential_process``: the helper, run per fetch (:mod:`pool.sources._process`).

@@ -255,3 +255,21 @@ def test_oidc_endpoint_overrides_as_botocore_resolves_them(monkeypatch: pytest.M
             monkeypatch.setenv(name, value)
         client = botocore.session.Session().create_client("sso-oidc", region_name="eu-west-1")
         assert oidc_token_url("eu-west-1", env) == f"{client.meta.endpoint_url}/token", env
+
+
+def test_the_botocore_rules_mirrored_here_have_not_moved() -> None:
+    """botocore 1.43's refresh window, attempt interval, required keys and written keys."""
+    import inspect
+
+    from botocore.tokens import DeferredRefreshableToken, SSOTokenProvider
+
+    from pool.sources._sso import ATTEMPT_INTERVAL_S
+    from pool.sources._sso_oidc import REFRESH_WINDOW_S
+
+    assert SSOTokenProvider._REFRESH_WINDOW == REFRESH_WINDOW_S
+    assert DeferredRefreshableToken._attempt_timeout == ATTEMPT_INTERVAL_S
+    required = inspect.getsource(SSOTokenProvider._refresh_access_token)
+    assert all(f'"{key}"' in required for key in REFRESH_KEYS)
+    written = inspect.getsource(SSOTokenProvider._attempt_create_token)
+    for key in ("startUrl", "region", "accessToken", "expiresAt", *REFRESH_KEYS):
+        assert f'"{key}"' in written, key
