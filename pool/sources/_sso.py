@@ -177,7 +177,9 @@ class SsoSource(SourceBase):
             ) from None
         return doc, expiry
 
-    def _expired(self, expiry: datetime, why: str = "", *, retryable: bool = False) -> Exception:
+    def _expired(
+        self, expiry: datetime, why: str = "", *, retryable: bool = False
+    ) -> CredentialFetchError:
         return self._token_error(
             f"expired at {expiry:%Y-%m-%d %H:%M:%S}Z{why}", "SsoTokenExpired", retryable=retryable
         )

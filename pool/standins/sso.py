@@ -46,7 +46,7 @@ from aiohttp import web
 from pool._internal.log import get_logger, key_hint
 from pool.standins._http import HttpStandIn
 from pool.standins.authority import CredentialAuthority
-from pool.standins.faults import FaultInjector
+from pool.standins.faults import Fault, FaultInjector
 
 __all__ = ["SsoLogin", "SsoStandIn"]
 
@@ -225,6 +225,13 @@ class SsoStandIn(HttpStandIn):
         doc = {"accessToken": access, "tokenType": "Bearer", "expiresIn": int(lifetime),
                "refreshToken": refresh}  # fmt: skip
         return web.Response(text=json.dumps(doc), content_type="application/json")
+
+    async def _apply(self, fault: Fault, request: web.Request) -> web.Response | None:
+        # An injected error on CreateToken is shaped as OIDC's (an OAuth error body).
+        if fault.kind == "error" and request.path == "/token":
+            error = "server_error" if fault.status >= 500 else "invalid_request"
+            return _oauth(fault.status, error, "injected")
+        return await super()._apply(fault, request)
 
     def error_response(self, status: int) -> web.Response:
         return _error(status, "InternalServerException" if status >= 500 else "Invalid", "injected")

@@ -144,6 +144,8 @@ async def test_oidc_5xx_with_an_expired_token_is_retryable(
         with pytest.raises(CredentialFetchError, match="aws sso login") as info:
             await source.fetch()
         assert info.value.retryable is True and info.value.code == "SsoTokenExpired"
+        cause = info.value.__cause__
+        assert isinstance(cause, CredentialFetchError) and cause.code == "server_error"
         assert aws.sso.requests["CreateToken"] == 3  # HttpSettings.attempts
         aws.faults.clear()
         assert (await source.fetch()).source == "profile:sso"  # the next fetch refreshes
@@ -273,3 +275,66 @@ def test_the_botocore_rules_mirrored_here_have_not_moved() -> None:
     written = inspect.getsource(SSOTokenProvider._attempt_create_token)
     for key in ("startUrl", "region", "accessToken", "expiresAt", *REFRESH_KEYS):
         assert f'"{key}"' in written, key
+
+
+async def test_a_cache_that_cannot_be_written_still_serves_the_new_token(
+    near: DeveloperHome,
+    aws: AwsStandIns,
+    logs: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Write-back fails (disk full, read-only home): a warning, this fetch uses the new token."""
+    from pool.sources import _sso_oidc
+
+    def full(path: str, text: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_sso_oidc, "_write_atomic", full)
+    before = near.read_sso_cache()
+    async with _source(near) as source:
+        creds = await source.fetch()
+    assert creds.source == "profile:sso" and aws.sso.requests["CreateToken"] == 1
+    [warning] = [e for e in logs if e["event"] == "sso.token.cache_write_failed"]
+    assert warning["reason"] == "No space left on device"
+    assert near.read_sso_cache() == before
+
+
+def test_the_atomic_write_leaves_no_temporary_file_when_it_fails(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.replace failing: the old file untouched, the mkstemp file removed."""
+    from pool.sources import _sso_oidc
+
+    target = tmp_path / "cache.json"
+    target.write_text('{"old": true}')
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        _sso_oidc._write_atomic(str(target), '{"new": true}')
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]
+    assert target.read_text() == '{"old": true}'
+
+
+async def test_an_oidc_timeout_with_an_expired_token_is_retryable(
+    home: DeveloperHome, aws: AwsStandIns
+) -> None:
+    """CreateToken never answering (0.2 s timeout, one attempt): a retryable login error."""
+    from pool.sources._http import HttpSettings
+    from pool.sources._sso import SsoSource
+
+    await home.expire_sso_token(session_ended=False)
+    aws.faults.add(Fault("sso:CreateToken", "hang"))
+    settings = {"sso_session": SSO_SESSION, "sso_account_id": aws.authority.account_id,
+                "sso_role_name": "standin-app"}  # fmt: skip
+    sessions = {SSO_SESSION: {"sso_start_url": SSO_START_URL, "sso_region": aws.region}}
+    http = HttpSettings(timeout=0.2, connect_timeout=0.2, attempts=1)
+    async with SsoSource(profile="sso", settings=settings, sessions=sessions,
+                         environ=home.env("sso"), http=http) as source:  # fmt: skip
+        with pytest.raises(CredentialFetchError, match="aws sso login") as info:
+            await source.fetch()
+    assert info.value.retryable is True and info.value.code == "SsoTokenExpired"
+    cause = info.value.__cause__
+    assert isinstance(cause, CredentialFetchError) and cause.code == "Timeout"
