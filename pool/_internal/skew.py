@@ -15,6 +15,7 @@ Process-wide on purpose: the host has one clock. Pure bookkeeping, no I/O.
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from pool._internal.log import get_logger
@@ -40,7 +41,10 @@ def observe(date_header: str | None, where: str, now: float | None = None) -> fl
     if not date_header:
         return None
     try:
-        remote = parsedate_to_datetime(date_header).timestamp()
+        parsed = parsedate_to_datetime(date_header)
+        if parsed.tzinfo is None:  # asctime / "-0000": HTTP dates are always GMT (RFC 9110)
+            parsed = parsed.replace(tzinfo=UTC)
+        remote = parsed.timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     skew = (time.time() if now is None else now) - remote

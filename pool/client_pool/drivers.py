@@ -111,6 +111,10 @@ class DriverClient:
     closed: bool = False  # close() returned
     min_pool_size: int = 0  # the user's minPoolSize: what the pools fill to outside warm-up
     filling_stopped: bool = False  # stop_filling() was called: the client opens nothing itself
+    reserved: int = 0  # per member, what its warm-up may open (max_connections_per_member)
+    max_pool_size: float = float("inf")  # maxPoolSize (inf: no limit): what one member's pool holds
+    # Set when the client is needed at once (the serving one was refused): stop pacing.
+    hurry: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # The credentials' secret parts, only to scrub them from error text.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -243,6 +247,7 @@ class Driver(Warming):
             monitor=monitor,
             secrets=secrets_of(kwargs),
             min_pool_size=filling.min_pool_size(self._core(client)),
+            max_pool_size=filling.max_pool_size(self._core(client)),
         )
         _live.add(id(handle))  # counted from here on, even if the caller is gone
         return handle

@@ -45,6 +45,7 @@ from pool._internal.shield import finish
 __all__ = [
     "MIN_POOL_SIZE_ATTRIBUTE",
     "connect_grace",
+    "max_pool_size",
     "min_pool_size",
     "pool_options",
     "run_step",
@@ -68,6 +69,12 @@ def pool_options(client: Any) -> Any:
 def min_pool_size(client: Any) -> int:
     """The minimum the client's pools fill up to right now."""
     return int(pool_options(client).min_pool_size)
+
+
+def max_pool_size(client: Any) -> float:
+    """The most connections one of the client's pools opens (``inf`` when unlimited)."""
+    size = pool_options(client).max_pool_size
+    return float("inf") if not size else float(size)
 
 
 def set_min_pool_size(client: Any, size: int) -> None:

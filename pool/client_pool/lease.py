@@ -7,6 +7,7 @@ nothing, and under half of a bare ``@asynccontextmanager``.
 
 from __future__ import annotations
 
+from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,11 +32,12 @@ class Lease:
     connection refused on expired credentials, else the auth-failure report).
     """
 
-    __slots__ = ("_gen", "_pool")
+    __slots__ = ("_gen", "_pool", "_token")
 
     def __init__(self, pool: Leasing[Any]) -> None:
         self._pool = pool
         self._gen: Gen | None = None
+        self._token: Token[int] | None = None  # this lease counted under a connection cap
 
     async def __aenter__(self) -> Any:
         if self._gen is not None:
@@ -44,8 +46,8 @@ class Lease:
         if pool._state != "open":
             pool._check_usable()  # before start(): name the fix; after close the book refuses
         gen = pool._book.acquire_gen()
-        if pool._budget is not None and (len(pool._book.generations) > 1 or pool._rot.closing):
-            gen = await pool._admit(gen)
+        if pool._budget is not None:
+            gen, self._token = await pool._capped(gen)
         self._gen = gen
         return gen.handle.client
 
@@ -56,8 +58,9 @@ class Lease:
         error = None if exc is None else pool._lease_error(gen, exc)
         # Released synchronously first: a cancelled holder never keeps it.
         to_close = pool._book.release_gen(gen)
-        if pool._budget is not None and pool._budget.waiting:
-            pool._budget.notify()
+        if self._token is not None:
+            pool._uncapped(self._token)
+            self._token = None
         if to_close:
             await pool._rot.close_gens(to_close)
         if error is not None:

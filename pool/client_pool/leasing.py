@@ -11,18 +11,21 @@ ran the command is retried once on the right client (:mod:`pool.client_pool.retr
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pool._internal.clock import Clock
 from pool._internal.log import get_logger, key_hint
 from pool.cache import CredentialCache
-from pool.client_pool.budget import ConnectionBudget
+from pool.client_pool.budget import ConnectionBudget, holding
 from pool.client_pool.drivers import DriverClient, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.lease import Lease
-from pool.client_pool.monitor import ConnectionMonitor
+from pool.client_pool.monitor import Address, ConnectionMonitor
 from pool.client_pool.retry import (
     auth_error,
     expired_lease_error,
@@ -56,6 +59,7 @@ class Leasing(Generic[ClientT]):
     _tel: PoolTelemetry
     _warmup_timeout: float
     _retries: int
+    _held: ContextVar[int]  # leases of this pool the current task holds (under a cap)
 
     def _check_usable(self) -> None:
         """Raise :class:`pool.PoolClosedError` naming the fix unless the pool is open."""
@@ -111,8 +115,9 @@ class Leasing(Generic[ClientT]):
             self._check_usable()  # before start(): name the fix
         book = self._book
         first = book.acquire_gen()
-        if self._budget is not None and (len(book.generations) > 1 or self._rot.closing):
-            first = await self._admit(first)
+        token = None
+        if self._budget is not None:
+            first, token = await self._capped(first)
         try:
             return await fn(first.handle.client)
         except BaseException as exc:
@@ -128,8 +133,8 @@ class Leasing(Generic[ClientT]):
         finally:
             # Released synchronously first: a cancelled caller never keeps it.
             to_close = book.release_gen(first)
-            if self._budget is not None and self._budget.waiting:
-                self._budget.notify()
+            if token is not None:
+                self._uncapped(token)
             if to_close:
                 await self._rot.close_gens(to_close)
         return await self._run_again(fn, first, failure, elsewhere)
@@ -152,8 +157,9 @@ class Leasing(Generic[ClientT]):
             raise failure
         book = self._book
         second = book.acquire_gen()
-        if self._budget is not None and (len(book.generations) > 1 or self._rot.closing):
-            second = await self._admit(second)
+        token = None
+        if self._budget is not None:
+            second, token = await self._capped(second)
         try:
             return await fn(second.handle.client)
         except BaseException as exc:
@@ -163,22 +169,60 @@ class Leasing(Generic[ClientT]):
             raise
         finally:
             to_close = book.release_gen(second)
-            if self._budget is not None and self._budget.waiting:
-                self._budget.notify()
+            if token is not None:
+                self._uncapped(token)
             if to_close:
                 await self._rot.close_gens(to_close)
+
+    async def _capped(self, gen: Gen) -> tuple[Gen, Token[int]]:
+        """Under ``max_connections_per_member``: admit the lease just taken on ``gen``
+        (waiting for room while other clients are open), and count it in this task's context.
+
+        A task that already holds a lease of this pool is admitted at once: it
+        may be what keeps the old client open, and waiting would deadlock.
+        """
+        if (len(self._book.generations) > 1 or self._rot.closing) and not self._held.get():
+            gen = await self._admit(gen)
+        return gen, self._held.set(self._held.get() + 1)
+
+    def _uncapped(self, token: Token[int]) -> None:
+        """The lease counted by :meth:`_capped` ended: uncount it, wake admissions waiting."""
+        try:
+            self._held.reset(token)
+        except ValueError:  # ended in another context than it began (a lease handed over)
+            self._held.set(max(0, self._held.get() - 1))
+        budget = self._budget
+        if budget is not None and budget.waiting:
+            budget.notify()
 
     async def _admit(self, gen: Gen) -> Gen:
         """Hold a new lease back, holding nothing, until it fits ``max_connections_per_member``.
 
         Called only while more than one client is open (see
-        :mod:`pool.client_pool.budget`); returns the generation leased.
+        :mod:`pool.client_pool.budget`); returns the generation leased. After
+        ``warmup_timeout`` (real seconds) of waiting it is admitted anyway,
+        with a ``pool.cap_wait_exceeded`` warning: a cap must not become a deadlock.
         """
         budget, book = self._budget, self._book
         assert budget is not None
         counted = False
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._warmup_timeout
         while others := self._other_monitors(gen):
-            if budget.admits(gen, others):
+            if budget.admits(gen, self._held_elsewhere(gen)):
+                break
+            if loop.time() >= give_up:
+                budget.overruns += 1
+                _log.warning(
+                    "pool.cap_wait_exceeded",
+                    generation=gen.number,
+                    waited_s=self._warmup_timeout,
+                    limit=budget.limit,
+                    hint="a lease waited warmup_timeout for room under "
+                    "max_connections_per_member and was admitted past it; leases held "
+                    "on the old client (cursors, sessions) keep its connections open: set "
+                    "drain_timeout, or raise the cap",
+                )
                 break
             to_close = book.release_gen(gen)
             if to_close:
@@ -191,6 +235,16 @@ class Leasing(Generic[ClientT]):
                 self._check_usable()
             gen = book.acquire_gen()
         return gen
+
+    def _held_elsewhere(self, gen: Gen) -> Counter[Address]:
+        """Per member, what every client open next to ``gen``'s may hold (closing ones too)."""
+        held: Counter[Address] = Counter()
+        for g in self._book.generations:
+            if g is not gen:
+                held.update(holding(g))
+        for h in self._rot.closing:
+            held.update(h.monitor.open_by_member())
+        return held
 
     def _other_monitors(self, gen: Gen) -> list[ConnectionMonitor]:
         """The connection counters of every client open next to ``gen``'s, closing ones too."""
@@ -216,6 +270,8 @@ class Leasing(Generic[ClientT]):
             found = exc.split(is_auth_failure)[0] is not None
         else:
             found = is_auth_failure(exc)
+        if found and gen is self._book.current:
+            self._rot.hurry()  # the next client is needed now: no pacing
         if found and self._book.note_auth_failure(gen):
             _log.warning(
                 "pool.auth_failed",

@@ -153,7 +153,12 @@ _PYMONGO_MAX_POOL_SIZE = 100  # PyMongo's maxPoolSize default (pymongo/common.py
 
 
 def _check_cap(uri: str, warm: int, options: Mapping[str, Any], cap: int | None) -> None:
-    """``max_connections_per_member`` must leave room for one client at full size."""
+    """``max_connections_per_member`` must leave room for a full client and the next one.
+
+    During a rotation the old client may hold ``maxPoolSize`` connections to a
+    member while the next one needs at least one (the ping that proves its
+    credentials), or ``minPoolSize`` (which PyMongo fills on its own).
+    """
     if cap is None:
         return
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
@@ -162,11 +167,19 @@ def _check_cap(uri: str, warm: int, options: Mapping[str, Any], cap: int | None)
         )
     max_size = _int_option(uri, options, "maxPoolSize")
     size, named = (max_size, "") if max_size is not None else (_PYMONGO_MAX_POOL_SIZE, " (default)")
-    if size == 0 or cap < size:
-        shown = "0 (no limit)" if size == 0 else f"{size}{named}"
+    if size == 0:
         raise ConfigurationError(
-            f"max_connections_per_member={cap} is below maxPoolSize={shown}: one client alone "
-            f"may open maxPoolSize connections to a member; pass maxPoolSize={cap} or less"
+            "max_connections_per_member needs a bounded pool: maxPoolSize=0 (no limit) lets one "
+            "client alone open any number of connections; set maxPoolSize"
+        )
+    min_size = _int_option(uri, options, "minPoolSize") or 0
+    room = max(1, min_size)
+    if cap < size + room:
+        what = f"minPoolSize={min_size}" if min_size > 1 else "one (its ping)"
+        raise ConfigurationError(
+            f"max_connections_per_member={cap} leaves no room for a rotation: the old client may "
+            f"hold maxPoolSize={size}{named} connections to a member while the next needs {what}; "
+            f"raise the cap to {size + room} or pass maxPoolSize={max(1, cap - room)}"
         )
     if cap < warm:
         raise ConfigurationError(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import math
 import warnings
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pool._internal.clock import SYSTEM_CLOCK, Clock
@@ -193,6 +194,7 @@ class ClientPool(AsyncResource, Leasing[ClientT]):
         self._book: GenerationBook[DriverClient] = GenerationBook(drain_timeout=drain_timeout)
         cap = max_connections_per_member
         self._budget = None if cap is None else ConnectionBudget(cap)
+        self._held: ContextVar[int] = ContextVar(f"pool.leases.{id(self)}", default=0)
         self._tel = telemetry.for_pool(name or pool_name(uri), self._book, clock.monotonic)
         self._rot = Rotator(
             uri=uri,

@@ -31,6 +31,7 @@ then fails at once instead of after ``warmup_timeout``.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ from pool._internal.backoff import backoff_delay
 from pool._internal.clock import SYSTEM_CLOCK, Clock, move_on_after
 from pool._internal.log import get_logger, key_hint
 from pool._internal.shield import finish
-from pool.client_pool.budget import capped_warm
+from pool.client_pool.budget import capped_warm, holding
 from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
 from pool.client_pool.generations import Generation, GenerationBook, State, swap_by
 from pool.client_pool.status import WarmupFailure
@@ -189,6 +190,12 @@ class Rotator:
             )
         return gen
 
+    def hurry(self) -> None:
+        """The serving client cannot open connections any more: warm-ups under way stop pacing."""
+        for gen in self.book.generations:
+            if gen.state is State.WARMING:
+                gen.handle.hurry.set()
+
     def _spread_for(self, previous: Gen | None) -> float:
         """``warm_spread`` for a routine rotation; 0 when nothing healthy serves meanwhile.
 
@@ -207,10 +214,14 @@ class Rotator:
         the serving client's connections (see :mod:`pool.client_pool.budget`)."""
         if self.max_per_member is None or previous is None:
             return self.warm
-        serving = previous.handle.monitor.open_by_member()
+        serving: Counter[Any] = Counter()
+        for other in self.book.generations:
+            if other is not gen:
+                serving.update(holding(other))
         for handle in self.closing:
             serving.update(handle.monitor.open_by_member())
         warm = capped_warm(self.warm, self.max_per_member, serving)
+        gen.handle.reserved = warm
         if warm < self.warm:
             self.capped_warmups += 1
             _log.info(
@@ -349,6 +360,8 @@ class Rotator:
     async def close_gens(self, gens: list[Gen]) -> None:
         """Close ``gens``' clients; the close finishes whatever cancels the caller."""
         if gens:
+            # Counted as closing from now on, not from the close task's first step.
+            self.closing.extend(g.handle for g in gens)
             await self._closing(self._close_clients(gens))
 
     async def _closing(self, cleanup: Coroutine[Any, Any, None]) -> None:
@@ -359,16 +372,17 @@ class Rotator:
         await finish(task)
 
     async def _close_clients(self, gens: list[Gen]) -> None:
-        await self._close_all([g.handle for g in gens])
+        await self._close_all([g.handle for g in gens], registered=True)
         for gen in gens:
             self.telemetry.generation_closed(gen)
             _log.debug("pool.generation_closed", generation=gen.number, dropped=gen.dropped)
         self._gen_closed.set()
         self._gen_closed = asyncio.Event()
 
-    async def _close_all(self, handles: list[DriverClient]) -> None:
+    async def _close_all(self, handles: list[DriverClient], registered: bool = False) -> None:
         # Counted by max_connections_per_member until closed: their sockets are open.
-        self.closing.extend(handles)
+        if not registered:
+            self.closing.extend(handles)
         try:
             await asyncio.gather(*(self.driver.close(h) for h in handles))
         finally:

@@ -156,7 +156,8 @@ class PoolStatus(_Record):
       (:class:`pool.client_pool.health.Health`);
     * ``max_connections_per_member``: the cap set on the pool, or None;
       ``capped_warmups``: warm-ups that opened fewer than ``warm_connections``
-      to stay under it; ``capped_leases``: leases that waited for room under it
+      to stay under it; ``capped_leases``: leases that waited for room under it;
+      ``cap_overruns``: leases admitted past it after waiting ``warmup_timeout``
       (see :mod:`pool.client_pool.budget`).
     """
 
@@ -184,6 +185,7 @@ class PoolStatus(_Record):
     max_connections_per_member: int | None = None
     capped_warmups: int = 0
     capped_leases: int = 0
+    cap_overruns: int = 0
 
 
 def _round(value: float | None) -> float | None:
@@ -268,4 +270,5 @@ def snapshot(
         max_connections_per_member=None if budget is None else budget.limit,
         capped_warmups=rotator.capped_warmups,
         capped_leases=0 if budget is None else budget.waited,
+        cap_overruns=0 if budget is None else budget.overruns,
     )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
 
-from pool._internal.clock import SYSTEM_CLOCK, Clock, fail_after
+from pool._internal.clock import SYSTEM_CLOCK, Clock, fail_after, move_on_after
 from pool.client_pool import diagnose, filling
 from pool.client_pool.monitor import warm_members
 
@@ -81,9 +81,13 @@ class Warming:
         open their connections in bursts; it is shortened to half the time left
         before ``fill_until``, so pacing never makes a warm-up partial.
         """
+        started = clock.monotonic()
         try:
             async with fail_after(clock, within):
                 await self._ping_or_unreachable(handle, startup)
+                # Pacing never takes more than half of what is left of ``within``
+                # either: a paced fill must not turn into a failed warm-up.
+                spread = min(spread, max(0.0, within - (clock.monotonic() - started)) / 2)
                 if fill_until is None:
                     await self._fill(handle, connections, clock, spread)
                     return True
@@ -136,20 +140,27 @@ class Warming:
             # warm_connections is per member (see monitor.warm_members).
             while handle.monitor.short_of(target, members := warm_members(handle.client)):
                 before = handle.monitor.ready
-                # Paced, one round raises the minimum just past the emptiest member's
-                # count, so each step opens one connection per short member.
-                goal = min(target, handle.monitor.fewest(members) + 1) if pause > 0 else target
-                filling.set_min_pool_size(client, max(goal, handle.min_pool_size))
-                # Concurrent steps each open one on every pool short of the minimum
-                # (PyMongo 4.20 remove_stale_sockets checks `requests < min_pool_size`,
-                # not the sum), so more steps than the smallest shortfall overshoot.
+                if handle.hurry.is_set():  # needed now: no more pacing
+                    pause, parallel = 0.0, max(1, int(filling.pool_options(client).max_connecting))
+                # Concurrent steps each loop in PyMongo 4.20's remove_stale_sockets,
+                # which compares `len(conns) + active` and `requests` to the minimum
+                # apart and never counts connections still being opened: s steps
+                # overshoot a minimum by up to s - 1. So parallel rounds aim s - 1
+                # short, and the last connections come one step at a time.
                 steps = max(1, min(parallel, handle.monitor.smallest_shortfall(target, members)))
+                goal = target - (steps - 1)
+                if pause > 0:
+                    # Paced, one round raises the minimum just past the emptiest
+                    # member's count: one connection per short member.
+                    goal = min(target, handle.monitor.fewest(members) + 1)
+                filling.set_min_pool_size(client, max(goal, handle.min_pool_size))
                 await filling.run_step(client, [self._step_of(handle.client)] * steps)
                 if pause > 0 and handle.monitor.short_of(target, warm_members(handle.client)):
                     # Paced: the minimum goes back meanwhile, so the driver's own
-                    # periodic fill does not open the rest at once.
+                    # periodic fill does not open the rest at once; a hurry ends the pause.
                     filling.set_min_pool_size(client, handle.min_pool_size)
-                    await clock.sleep(pause)
+                    async with move_on_after(clock, pause):
+                        await handle.hurry.wait()
                     continue
                 if handle.monitor.ready <= before:
                     # Another filler (the driver's periodic task) held the

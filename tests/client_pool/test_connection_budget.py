@@ -47,14 +47,15 @@ def test_fits_counts_only_leases_that_need_a_new_connection() -> None:
     [
         (0, {"maxPoolSize": 4}, "integer >= 1"),
         (5, {}, "maxPoolSize=100 (default)"),
-        (5, {"maxPoolSize": 6}, "pass maxPoolSize=5 or less"),
-        (5, {"maxPoolSize": 0}, "0 (no limit)"),
+        (6, {"maxPoolSize": 6}, "raise the cap to 7 or pass maxPoolSize=5"),
+        (8, {"maxPoolSize": 6, "minPoolSize": 3}, "needs minPoolSize=3"),
+        (5, {"maxPoolSize": 0}, "needs a bounded pool"),
     ],
 )
 def test_a_cap_that_cannot_hold_names_the_fix(
     cap: int, options: dict[str, Any], needle: str
 ) -> None:
-    """A cap below maxPoolSize (or warm_connections) is refused at construction, naming the fix."""
+    """A cap with no room for a rotation next to a full client is refused, naming the fix."""
     with pytest.raises(ConfigurationError) as info:
         ClientPool(
             "mongodb://127.0.0.1:1/",

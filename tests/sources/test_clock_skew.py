@@ -8,6 +8,7 @@ skew on every answer so the refusal can say so.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -83,3 +84,23 @@ async def test_stand_ins_with_a_skewed_clock_show_it_and_expired_credentials_nam
     assert measured is not None and measured[0] == pytest.approx(7200, abs=5)
     assert "Measured: this machine's clock is 7,2" in str(info.value)
     assert "s ahead of 127.0.0.1:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Tue Dec  1 14:00:00 2026", "Tue, 01 Dec 2026 14:00:00 -0000"],
+    ids=["asctime", "minus-zero"],
+)
+def test_a_zoneless_date_is_utc_whatever_the_local_zone(
+    header: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9110's asctime form (no zone; recipients MUST accept it) is GMT, not local time."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        now = 1796133600.0  # Tue, 01 Dec 2026 14:00:00 GMT
+        measured = skew.observe(header, "imds:80", now=now)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert measured == pytest.approx(0), f"skew {measured} s for a Date equal to now"
