@@ -30,7 +30,9 @@ The cost is named: while an old client drains, the new one serves fewer
 operations at once. Leases that hold the old client for long (cursors,
 sessions) keep its connections open, so set ``drain_timeout`` to bound how
 long. The bound assumes one connection per lease at a time
-(``asyncio.gather`` inside one lease may use more).
+(``asyncio.gather`` inside one lease may use more), and PyMongo's own
+once-a-second fill may add one to a warm-up round it coincides with (see
+:mod:`pool.client_pool.warmup`).
 """
 
 from __future__ import annotations

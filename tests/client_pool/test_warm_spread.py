@@ -19,6 +19,7 @@ from pymongo import monitoring
 
 from pool import ClientPool, ConfigurationError
 from pool.cache import CredentialCache
+from pool.client_pool.monitor import ConnectionMonitor
 from pool.standins.mongo.cluster import MongoCluster
 from pool.standins.mongo.server import MongoStandIn
 from tests.client_pool.pool_helpers import FAST, make_pool, rotate
@@ -28,30 +29,31 @@ WARM = 4
 SPREAD = 1.0  # one connection per member every 0.25 s
 
 
-class _ReadyTimes(monitoring.ConnectionPoolListener):
-    """When each connection became ready, per member (recording only while ``on``)."""
+class _ReadyTimes(ConnectionMonitor):
+    """When each connection became ready, per member (recording only while ``on``).
+
+    The pool's own CMAP listener underneath, so every other event is handled
+    (PyMongo's base listener raises NotImplementedError for each one left out).
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         self.on = False
-        self.times: dict[tuple[str, int], list[float]] = defaultdict(list)
-        self._lock = threading.Lock()  # Motor publishes from its threads
+        self.times: dict[tuple[str, int | None], list[float]] = defaultdict(list)
+        self._times_lock = threading.Lock()  # Motor publishes from its threads
 
     def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        super().connection_ready(event)
         if self.on:
-            with self._lock:
+            with self._times_lock:
                 self.times[event.address].append(time.monotonic())
-
-    def __getattr__(self, name: str) -> object:  # every other CMAP event: ignored
-        if name.startswith(("pool_", "connection_")):
-            return lambda event: None
-        raise AttributeError(name)
 
 
 async def test_a_rotation_opens_one_connection_per_member_at_a_time(
     driver: str, rs: MongoCluster, cache: CredentialCache
 ) -> None:
     """warm_spread=1 s, warm_connections=4, 3 members: after the ping, each member's next
-    connections open at least 0.25 s apart, all four per member before the swap."""
+    connections open one round at a time, rounds at least 0.25 s apart, all before the swap."""
     ready = _ReadyTimes()
     async with ClientPool(  # type: ignore[call-overload]
         rs.uri,
@@ -68,12 +70,23 @@ async def test_a_rotation_opens_one_connection_per_member_at_a_time(
         ready.on = False
         per_member = {m: len(t) for m, t in ready.times.items()}
         status = cp.status()
-    assert sorted(per_member.values()) == [WARM] * 3, per_member  # no overshoot, none missing
+    # PyMongo's own once-a-second fill may coincide with one paced round and open one
+    # more there (remove_stale_sockets checks `requests`, not the sum; see warmup.py).
+    assert all(WARM <= n <= WARM + 1 for n in per_member.values()), per_member
+    assert len(per_member) == 3, per_member
     gap = SPREAD / WARM
     for member, times in ready.times.items():
-        # The primary's first is the ping's; a member's others follow one per pause.
-        steps = [b - a for a, b in itertools.pairwise(times[1:])]
-        assert all(step >= gap * 0.95 for step in steps), (member, steps)
+        # Rounds: connections ready within a tenth of the pause belong to one round.
+        rounds = [times[0]]
+        for t in times[1:]:
+            if t - rounds[-1] >= gap / 10:
+                rounds.append(t)
+        # The primary's first round is the ping's; the others follow one pause apart.
+        steps = [b - a for a, b in itertools.pairwise(rounds[1:])]
+        assert len(rounds) >= WARM - 1 and all(step >= gap * 0.95 for step in steps), (
+            member,
+            steps,
+        )
     assert status.partial_warmups == 0
 
 
