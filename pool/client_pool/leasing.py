@@ -12,7 +12,6 @@ ran the command is retried once on the right client (:mod:`pool.client_pool.retr
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar, Token
@@ -21,11 +20,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from pool._internal.clock import Clock
 from pool._internal.log import get_logger, key_hint
 from pool.cache import CredentialCache
-from pool.client_pool.budget import ConnectionBudget, holding
+from pool.client_pool.budget import ConnectionBudget
 from pool.client_pool.drivers import DriverClient, is_auth_failure, is_pool_paused
 from pool.client_pool.generations import GenerationBook
 from pool.client_pool.lease import Lease
-from pool.client_pool.monitor import Address, ConnectionMonitor
 from pool.client_pool.retry import (
     auth_error,
     expired_lease_error,
@@ -208,8 +206,8 @@ class Leasing(Generic[ClientT]):
         counted = False
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._warmup_timeout
-        while others := self._other_monitors(gen):
-            if budget.admits(gen, self._held_elsewhere(gen)):
+        while others := self._rot.monitors_besides(gen):
+            if budget.admits(gen, self._rot.held_besides(gen)):
                 break
             if loop.time() >= give_up:
                 budget.overruns += 1
@@ -235,21 +233,6 @@ class Leasing(Generic[ClientT]):
                 self._check_usable()
             gen = book.acquire_gen()
         return gen
-
-    def _held_elsewhere(self, gen: Gen) -> Counter[Address]:
-        """Per member, what every client open next to ``gen``'s may hold (closing ones too)."""
-        held: Counter[Address] = Counter()
-        for g in self._book.generations:
-            if g is not gen:
-                held.update(holding(g))
-        for h in self._rot.closing:
-            held.update(h.monitor.open_by_member())
-        return held
-
-    def _other_monitors(self, gen: Gen) -> list[ConnectionMonitor]:
-        """The connection counters of every client open next to ``gen``'s, closing ones too."""
-        others = [g.handle.monitor for g in self._book.generations if g is not gen]
-        return others + [h.monitor for h in self._rot.closing]
 
     def _lease_error(self, gen: Gen, exc: BaseException) -> BaseException | None:
         """What a ``cp.client()`` block that raised ``exc`` raises instead, if anything.

@@ -42,6 +42,7 @@ from pool._internal.shield import finish
 from pool.client_pool.budget import capped_warm, holding
 from pool.client_pool.drivers import Driver, DriverClient, is_auth_failure
 from pool.client_pool.generations import Generation, GenerationBook, State, swap_by
+from pool.client_pool.monitor import Address, ConnectionMonitor
 from pool.client_pool.status import WarmupFailure
 from pool.credentials import Credentials
 from pool.errors import WarmupError
@@ -214,12 +215,7 @@ class Rotator:
         the serving client's connections (see :mod:`pool.client_pool.budget`)."""
         if self.max_per_member is None or previous is None:
             return self.warm
-        serving: Counter[Any] = Counter()
-        for other in self.book.generations:
-            if other is not gen:
-                serving.update(holding(other))
-        for handle in self.closing:
-            serving.update(handle.monitor.open_by_member())
+        serving = self.held_besides(gen)
         warm = capped_warm(self.warm, self.max_per_member, serving)
         gen.handle.reserved = warm
         if warm < self.warm:
@@ -233,6 +229,22 @@ class Rotator:
                 limit=self.max_per_member,
             )
         return warm
+
+    def held_besides(self, gen: Gen) -> Counter[Address]:
+        """Per member, what every client open next to ``gen``'s may hold, closing ones too
+        (:func:`pool.client_pool.budget.holding`): the warm-up's and admission's one count."""
+        held: Counter[Address] = Counter()
+        for other in self.book.generations:
+            if other is not gen:
+                held.update(holding(other))
+        for handle in self.closing:
+            held.update(handle.monitor.open_by_member())
+        return held
+
+    def monitors_besides(self, gen: Gen) -> list[ConnectionMonitor]:
+        """The connection counters of every client open next to ``gen``'s, closing ones too."""
+        others = [g.handle.monitor for g in self.book.generations if g is not gen]
+        return others + [h.monitor for h in self.closing]
 
     def expires_at(self, creds: Credentials) -> float | None:
         """``creds``' expiry on the pool's clock (placed there through its wall clock)."""

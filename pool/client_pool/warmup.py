@@ -140,14 +140,15 @@ class Warming:
         self, handle: DriverClient, target: int, clock: Clock = SYSTEM_CLOCK, spread: float = 0.0
     ) -> None:
         client = self._core(handle.client)
-        parallel = 1 if spread > 0 else max(1, int(filling.pool_options(client).max_connecting))
+        max_connecting = max(1, int(filling.pool_options(client).max_connecting))
+        parallel = 1 if spread > 0 else max_connecting
         pause = spread / max(1, target)
         try:
             # warm_connections is per member (see monitor.warm_members).
             while handle.monitor.short_of(target, members := warm_members(handle.client)):
                 before = handle.monitor.ready
                 if handle.hurry.is_set():  # needed now: no more pacing
-                    pause, parallel = 0.0, max(1, int(filling.pool_options(client).max_connecting))
+                    pause, parallel = 0.0, max_connecting
                 # Concurrent steps each loop in PyMongo 4.20's remove_stale_sockets,
                 # which compares `len(conns) + active` and `requests` to the minimum
                 # apart and never counts connections still being opened: s steps
