@@ -35,7 +35,7 @@ from pool.standins.mongo import catalog, crud
 from pool.standins.mongo.auth import MECHANISM, AuthFailure, AwsConversation
 from pool.standins.mongo.errors import CommandError, error_reply
 from pool.standins.mongo.sessions import Sessions
-from pool.standins.mongo.topology import Role, StandaloneRole
+from pool.standins.mongo.topology import HANDSHAKE_COMMANDS, Role, StandaloneRole
 from pool.standins.mongo.wire import MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE, Request
 from pool.standins.throttle import RateCounters
 
@@ -47,18 +47,7 @@ MAX_WIRE_VERSION = 21  # MongoDB 7.0; PyMongo 4.20 needs >= 9
 MAX_WRITE_BATCH_SIZE = 100_000
 _ALIASES = {"ismaster": "isMaster", "findandmodify": "findAndModify", "buildinfo": "buildInfo"}
 #: What mongod runs before authentication (the handshake and the SASL steps).
-_UNAUTHENTICATED_OK = frozenset(
-    {
-        "hello",
-        "isMaster",
-        "ping",
-        "buildInfo",
-        "connectionStatus",
-        "endSessions",
-        "saslStart",
-        "saslContinue",
-    }
-)
+_UNAUTHENTICATED_OK = HANDSHAKE_COMMANDS
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 #: A command a deployment adds (``replSetStepDown``...): (connection, request) -> reply.
 AdminCommand = Callable[["ConnectionState", Request], dict[str, Any]]

@@ -28,6 +28,7 @@ from bson import Int64, ObjectId
 from pool.standins.mongo.errors import CommandError
 
 __all__ = [
+    "HANDSHAKE_COMMANDS",
     "MemberRole",
     "ReplicaSetState",
     "Role",
@@ -54,8 +55,8 @@ _WRITES = frozenset(
         "abortTransaction",
     }
 )
-#: Commands any member answers whatever its state.
-_ANY_STATE = frozenset(
+#: What mongod runs before authentication (the handshake and the SASL steps).
+HANDSHAKE_COMMANDS = frozenset(
     {
         "hello",
         "isMaster",
@@ -65,12 +66,10 @@ _ANY_STATE = frozenset(
         "endSessions",
         "saslStart",
         "saslContinue",
-        "getMore",
-        "killCursors",
-        "replSetGetStatus",
-        "replSetStepDown",
     }
 )
+#: Commands any member answers whatever its state: the handshake's, cursors', the set's.
+_ANY_STATE = HANDSHAKE_COMMANDS | {"getMore", "killCursors", "replSetGetStatus", "replSetStepDown"}
 
 
 def is_write(name: str, body: Mapping[str, Any]) -> bool:
